@@ -1,0 +1,36 @@
+"""Membership inference attacks, created by name: ``make_attack("loss", classwise=True)``.
+
+Every attack follows the fit/score contract in :mod:`mialab.attacks.base` and returns float64
+scores, higher = more likely member.
+"""
+
+# importing the attack modules registers them, in this order
+from mialab.attacks import metric as _metric  # noqa: F401
+from mialab.attacks import shadow as _shadow  # noqa: F401
+from mialab.attacks import label_only as _label_only  # noqa: F401
+from mialab.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackerData,
+    NotFittedError,
+    attack_names,
+    choose_threshold,
+    make_attack,
+)
+from mialab.attacks.label_only import LabelOnlyAttack
+from mialab.attacks.metric import CorrectnessAttack, MetricAttack
+from mialab.attacks.shadow import ShadowModelAttack
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackerData",
+    "NotFittedError",
+    "attack_names",
+    "choose_threshold",
+    "make_attack",
+    "MetricAttack",
+    "CorrectnessAttack",
+    "ShadowModelAttack",
+    "LabelOnlyAttack",
+]

@@ -1,0 +1,114 @@
+"""Label-only data-augmentation attack (Choquette-Choo et al. 2021).
+
+The attacker sees predicted labels only. Each record is queried as itself and as
+``n_queries`` perturbed copies (Gaussian noise for tabular data; random shifts by up to
+``max_shift`` pixels, optional horizontal flips and noise for images). The score is the fraction
+of those queries whose predicted label equals the true label: a model tends to stay right
+around its training points. The threshold is calibrated on shadow models queried the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, register_attack
+from mialab.seeding import derive_seed, numpy_rng
+from mialab.types import LabelQueries
+
+__all__ = ["LabelOnlyAttack", "perturb"]
+
+_CHUNK_ELEMENTS = 1 << 22  # floats per query chunk (~16 MB): keeps the batch cache-friendly
+
+
+def perturb(X: np.ndarray, *, n_queries: int, noise: float, max_shift: int, flip: bool,
+            rng: np.random.Generator) -> np.ndarray:
+    """``(n, 1 + n_queries, *shape)``: each record itself, then ``n_queries`` perturbed copies.
+
+    Tabular ``(n, d)``: ``x + noise * N(0, 1)``. Images ``(n, C, H, W)``: a random shift in
+    ``[-max_shift, max_shift]`` per axis with zero fill, a horizontal flip with probability 1/2
+    when ``flip``, then Gaussian noise.
+    """
+    n = X.shape[0]
+    out = np.repeat(X[:, None], 1 + n_queries, axis=1).astype(np.float32)
+    q = out[:, 1:]
+    if X.ndim == 4 and (max_shift > 0 or flip):
+        shifts = rng.integers(-max_shift, max_shift + 1, size=(n, n_queries, 2))
+        flips = rng.random((n, n_queries)) < 0.5 if flip else np.zeros((n, n_queries), bool)
+        H, W = X.shape[2], X.shape[3]
+        for dy in range(-max_shift, max_shift + 1):  # few distinct shifts: vectorise over records
+            for dx in range(-max_shift, max_shift + 1):
+                sel = (shifts[..., 0] == dy) & (shifts[..., 1] == dx)
+                if not sel.any():
+                    continue
+                src = q[sel]
+                dst = np.zeros_like(src)
+                dst[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+                    src[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+                q[sel] = dst
+        q[flips] = q[flips][..., ::-1]
+    if noise > 0:
+        q += (noise * rng.standard_normal(q.shape)).astype(np.float32)
+    return out
+
+
+class LabelOnlyAttack(Attack):
+    """Score = fraction of (original + perturbed) queries labelled correctly.
+
+    Parameters
+    ----------
+    n_queries: perturbed copies per record (the original is always queried too).
+    noise: standard deviation of the Gaussian noise, in feature units.
+    max_shift: largest pixel shift for images (ignored for tabular data).
+    flip: also flip images horizontally (only meaningful where mirror images share a label).
+    """
+
+    name = "label-only"
+    access = "labels"
+    observation_type = LabelQueries
+
+    def __init__(self, *, n_queries: int = 16, noise: float = 0.1, max_shift: int = 1,
+                 flip: bool = False, random_state: int = 0) -> None:
+        super().__init__(random_state=random_state)
+        self.n_queries = n_queries
+        self.noise = noise
+        self.max_shift = max_shift
+        self.flip = flip
+
+    def _check_params(self) -> None:
+        if isinstance(self.n_queries, bool) or not isinstance(self.n_queries, int) or self.n_queries < 1:
+            raise ValueError(f"n_queries must be a positive int, got {self.n_queries!r}")
+        if not np.isfinite(self.noise) or self.noise < 0:
+            raise ValueError(f"noise must be a finite float >= 0, got {self.noise!r}")
+        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
+            raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
+
+    def observe(self, query: Query, X: np.ndarray, y: np.ndarray, record_ids: np.ndarray) -> LabelQueries:
+        """Query ``query`` on each record and its perturbed copies; keep only the argmax labels."""
+        self._check_params()
+        X = np.asarray(X)
+        record_ids = np.asarray(record_ids)
+        # the noise depends on the queried record set, so every shadow model sees the same queries
+        rng = numpy_rng(derive_seed(self.random_state, "label-only", record_ids.size,
+                                    int(record_ids.sum()) if record_ids.size else 0))
+        per_record = (1 + self.n_queries) * int(np.prod(X.shape[1:]))
+        chunk = max(1, _CHUNK_ELEMENTS // per_record)
+        preds = []
+        for i in range(0, X.shape[0], chunk):
+            batch = perturb(X[i:i + chunk], n_queries=self.n_queries, noise=self.noise,
+                            max_shift=self.max_shift, flip=self.flip, rng=rng)
+            flat = batch.reshape((-1,) + X.shape[1:])
+            out = np.asarray(query(flat))
+            labels = out.argmax(axis=-1) if out.ndim == 2 else out  # logits or labels
+            preds.append(labels.reshape(batch.shape[0], 1 + self.n_queries))
+        pred = np.concatenate(preds) if preds else np.zeros((0, 1 + self.n_queries), np.int64)
+        return LabelQueries(record_ids=record_ids, labels=np.asarray(y), predictions=pred.astype(np.int64))
+
+    def _fit(self, data: AttackerData) -> None:
+        scores = np.concatenate([self._score(o) for o in data.observations])
+        self.threshold_ = choose_threshold(scores, data.membership.matrix.reshape(-1))
+
+    def _score(self, observed: LabelQueries) -> np.ndarray:
+        return (observed.predictions == observed.labels[:, None]).mean(axis=1)
+
+
+register_attack("label-only", LabelOnlyAttack)

@@ -1,0 +1,217 @@
+"""Compose the pipeline: data -> split -> train target and shadows -> outputs -> attacks ->
+metrics -> results. The only module that knows every stage.
+
+The pieces are usable on their own: :func:`train_target`, :func:`train_shadows`,
+:func:`run_attack`; :func:`audit` runs them all and writes the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mialab.attacks import Attack, AttackerData, make_attack
+from mialab.attacks.base import Query
+from mialab.config import AuditConfig
+from mialab.data import Dataset, load_dataset, make_split
+from mialab.metrics import evaluate
+from mialab.models import build_model
+from mialab.results import AuditResults
+from mialab.seeding import derive_seed, numpy_rng
+from mialab.training import TrainConfig, TrainedModel, logit_query, train_model
+from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs
+
+__all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "run_attack", "versions"]
+
+log = logging.getLogger("mialab")
+
+
+def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
+
+
+def _model_fn(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> Callable[[], Any]:
+    # build once now so bad names/hyperparameters fail before any training starts
+    build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes, **model_params)
+    return lambda: build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes,
+                               **model_params)
+
+
+def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
+                 model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
+                 seed: int = 0) -> TrainedModel:
+    """Train the target on ``split.target_train`` (members included); utility on ``split.test``,
+    early stopping (if configured) on ``split.validation``."""
+    fn = _model_fn(dataset, model, model_params or {})
+    train_ids = split.target_train
+    validation = (dataset.X[split.validation], dataset.y[split.validation]) if split.validation.size else None
+    test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
+    return train_model(fn, dataset.X[train_ids], dataset.y[train_ids], config=training or TrainConfig(),
+                       seed=derive_seed(seed, "target"), validation=validation, test=test)
+
+
+def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int) -> MembershipMatrix:
+    """Each shadow model trains on its own random half of the pool: bool ``(n_shadows, n_pool)``."""
+    pool = np.asarray(pool)
+    if pool.size < 4:
+        raise ValueError(f"the attacker's pool needs at least 4 records for shadow models, got {pool.size}")
+    half = pool.size // 2
+    matrix = np.zeros((n_shadows, pool.size), dtype=bool)
+    for k in range(n_shadows):
+        rng = numpy_rng(derive_seed(seed, "shadow", k, "membership"))
+        matrix[k, rng.permutation(pool.size)[:half]] = True
+    return MembershipMatrix(matrix=matrix, record_ids=pool)
+
+
+def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMatrix, *,
+                  model: str = "mlp", model_params: Mapping[str, Any] | None = None,
+                  training: TrainConfig | None = None, seed: int = 0,
+                  quiet: bool = True) -> tuple[list[TrainedModel], MembershipMatrix]:
+    """Train one shadow model per row of ``membership`` with the target's recipe.
+
+    When the recipe uses early stopping, each shadow holds back the same fraction of its IN
+    records as the target does for validation; those records are not trained on and are marked
+    non-members in the returned membership matrix. Utility is measured on ``split.test``.
+    """
+    training = training or TrainConfig()
+    fn = _model_fn(dataset, model, model_params or {})
+    test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
+    val_fraction = split.validation.size / max(1, split.target_train.size + split.validation.size)
+    matrix = membership.matrix.copy()
+    models = []
+    for k in _progress(range(membership.n_models), total=membership.n_models, desc="shadow models", quiet=quiet):
+        ids = membership.record_ids[matrix[k]]
+        validation = None
+        if training.early_stopping_patience is not None:
+            n_val = max(1, round(val_fraction * ids.size))
+            rng = numpy_rng(derive_seed(seed, "shadow", k, "validation"))
+            val_pos = rng.choice(ids.size, size=n_val, replace=False)
+            val_ids = ids[val_pos]
+            ids = np.delete(ids, val_pos)
+            matrix[k, np.isin(membership.record_ids, val_ids)] = False
+            validation = (dataset.X[val_ids], dataset.y[val_ids])
+        models.append(train_model(fn, dataset.X[ids], dataset.y[ids], config=training,
+                                  seed=derive_seed(seed, "shadow", k, "train"),
+                                  validation=validation, test=test))
+    return models, MembershipMatrix(matrix=matrix, record_ids=membership.record_ids)
+
+
+def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset: Dataset,
+               split: AuditSplit, membership: MembershipMatrix) -> AttackResult:
+    """Fit ``attack`` on the shadow models' view of the pool, then score the evaluated records.
+
+    ``target`` and ``shadows`` are query functions ``X -> logits`` (what each model releases).
+    """
+    pool = membership.record_ids
+    observations = tuple(attack.observe(q, dataset.X[pool], dataset.y[pool], pool) for q in shadows)
+    attack.fit(AttackerData(observations=observations, membership=membership))
+    ids = split.evaluated
+    scores = attack.score(attack.observe(target, dataset.X[ids], dataset.y[ids], ids))
+    return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
+                        is_member=split.evaluated_membership, threshold=attack.threshold_,
+                        params=attack.get_params())
+
+
+def versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    from mialab import __version__
+
+    return {"mialab": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "scikit-learn": sklearn.__version__,
+            "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
+
+
+def audit(dataset: str | Dataset = "digits", model: str = "mlp", attacks: Sequence[str] | None = None,
+          seed: int = 0, out: str | Path | None = None, *, config: AuditConfig | None = None,
+          quiet: bool = False, **settings: Any) -> AuditResults:
+    """Run a whole membership-inference audit and return what it measured.
+
+    Parameters
+    ----------
+    dataset: a built-in dataset name (``"digits"``, ``"mnist"``, ``"fashion-mnist"``,
+        ``"cifar10"``) or a :class:`~mialab.data.Dataset` (e.g. from ``from_arrays``).
+    model: architecture name (``"logreg"``, ``"mlp"``, ``"cnn"``).
+    attacks: attack names; default :data:`mialab.config.DEFAULT_ATTACKS`.
+    seed: the root seed; every other seed derives from it.
+    out: run directory to write config, split, scores, metrics and plots into (optional).
+    config: a full :class:`AuditConfig`; the other arguments then must be left at their defaults.
+    settings: any other :class:`AuditConfig` field (``n_shadows=4``, ``training=TrainConfig(...)``).
+
+    Example
+    -------
+    >>> import mialab
+    >>> res = mialab.audit("digits", attacks=["loss"], n_shadows=2, quiet=True)  # doctest: +SKIP
+    >>> res.metrics["loss"].auc  # doctest: +SKIP
+    """
+    if config is None:
+        custom_data = isinstance(dataset, Dataset)
+        config = AuditConfig(dataset=dataset.name if custom_data else dataset, model=model, seed=seed,
+                             **({"attacks": tuple(attacks)} if attacks is not None else {}), **settings)
+    elif settings or attacks is not None or model != "mlp" or seed != 0:
+        raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(
+        config.dataset, root=config.data_root, download=config.download)
+    split = make_split(data.y, n_target_train=config.n_target_train, member_fraction=config.member_fraction,
+                       n_test=config.n_test, n_validation=config.n_validation,
+                       seed=derive_seed(config.seed, "split"))
+    timings["data_and_split_s"] = time.perf_counter() - t0
+    log.info("split: %s", split.sizes())
+
+    t = time.perf_counter()
+    model_params = dict(config.model_params)
+    target = train_target(data, split, model=config.model, model_params=model_params,
+                          training=config.training, seed=config.seed)
+    timings["target_training_s"] = time.perf_counter() - t
+    log.info("target: %s", target.summary())
+
+    t = time.perf_counter()
+    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed)
+    shadows, membership = train_shadows(data, split, membership, model=config.model,
+                                        model_params=model_params, training=config.training,
+                                        seed=config.seed, quiet=quiet)
+    timings["shadow_training_s"] = time.perf_counter() - t
+
+    target_query = logit_query(target.model)
+    shadow_queries = [logit_query(s.model) for s in shadows]
+    results, metrics = [], {}
+    for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
+        t = time.perf_counter()
+        params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
+                  **config.attack_params.get(name, {})}
+        result = run_attack(make_attack(name, **params), target_query, shadow_queries, data, split, membership)
+        results.append(result)
+        metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
+                                 seed=derive_seed(config.seed, "bootstrap", name))
+        timings[f"attack_{name}_s"] = time.perf_counter() - t
+    ids = split.evaluated
+    outputs = ModelOutputs(record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
+    timings["total_s"] = time.perf_counter() - t0
+
+    res = AuditResults(
+        config=config.to_dict(),
+        dataset={"name": data.name, "source": data.source, "n_records": data.n_records,
+                 "n_classes": data.n_classes, "kind": data.kind, "input_shape": list(data.input_shape)},
+        split=split, target=target.summary(), shadows=[s.summary() for s in shadows],
+        shadow_membership=membership, attacks=results, metrics=metrics, target_outputs=outputs,
+        timings=timings, versions=versions())
+    if out is not None:
+        from mialab.report import write_run
+
+        write_run(res, out)
+    return res

@@ -1,0 +1,119 @@
+"""The audit configuration: one frozen record, built from keywords, a dict or a TOML file.
+
+Unknown keys are refused with the list of known ones; nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mialab.seeding import check_seed
+from mialab.training import TrainConfig
+
+__all__ = ["AuditConfig", "DEFAULT_ATTACKS"]
+
+DEFAULT_ATTACKS = ("threshold", "loss", "entropy", "modified-entropy", "shadow", "label-only")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything that determines an audit.
+
+    dataset / data_root / download: which data (see :func:`mialab.data.load_dataset`).
+    model / model_params: architecture by name and its hyperparameters (width, depth, dropout).
+    training: the recipe of the target and, by default (Kerckhoffs), of every shadow model.
+    attacks / attack_params: attack names and per-attack constructor overrides.
+    n_shadows: shadow models, each trained on a random half of the attacker's pool.
+    n_target_train / member_fraction / n_test / n_validation: the split (see
+        :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
+    seed: the one root seed; every other seed is derived from it.
+    n_bootstrap / fpr_targets: how metrics and their intervals are computed.
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    model: str = "mlp"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    attack_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    n_shadows: int = 8
+    n_target_train: int | None = None
+    member_fraction: float = 0.2
+    n_test: int | None = None
+    n_validation: int = 0
+    seed: int = 0
+    n_bootstrap: int = 1000
+    fpr_targets: tuple[float, ...] = (0.001, 0.01, 0.1)
+
+    def __post_init__(self) -> None:
+        from mialab.attacks import attack_names  # the registry owns the valid names
+
+        check_seed(self.seed, name="seed")
+        if isinstance(self.attacks, str):
+            raise TypeError(f"attacks must be a sequence of attack names, got the string {self.attacks!r}")
+        object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "fpr_targets", tuple(float(f) for f in self.fpr_targets))
+        if not self.attacks:
+            raise ValueError("attacks must name at least one attack, got none")
+        unknown = [a for a in self.attacks if a not in attack_names()]
+        if unknown:
+            raise ValueError(f"attacks must be among {attack_names()}, got unknown {unknown}")
+        if len(set(self.attacks)) != len(self.attacks):
+            raise ValueError(f"attacks must not repeat a name, got {list(self.attacks)}")
+        stray = sorted(set(self.attack_params) - set(self.attacks))
+        if stray:
+            raise ValueError(f"attack_params given for attacks that are not run: {stray} (running {list(self.attacks)})")
+        for name in ("n_shadows", "n_bootstrap"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.training, TrainConfig):
+            raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
+
+    # -- conversions ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["model_params"] = dict(self.model_params)
+        out["attack_params"] = {k: dict(v) for k, v in self.attack_params.items()}
+        out["attacks"] = list(self.attacks)
+        out["fpr_targets"] = list(self.fpr_targets)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AuditConfig":
+        """Build from a plain dict (e.g. parsed TOML); ``training`` may be a nested dict."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown audit setting(s) {unknown}; known settings: {sorted(known)}")
+        kwargs = dict(data)
+        training = kwargs.get("training")
+        if isinstance(training, Mapping):
+            t_known = {f.name for f in dataclasses.fields(TrainConfig)}
+            t_unknown = sorted(set(training) - t_known)
+            if t_unknown:
+                raise ValueError(f"unknown training setting(s) {t_unknown}; known: {sorted(t_known)}")
+            kwargs["training"] = TrainConfig(**training)
+        for key in ("attacks", "fpr_targets"):
+            if key in kwargs and not isinstance(kwargs[key], str):
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "AuditConfig":
+        """Read settings from a TOML file (top-level keys as in :meth:`to_dict`)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with path.open("rb") as f:
+            return cls.from_dict(tomllib.load(f))
+
+    def replace(self, **changes: Any) -> "AuditConfig":
+        return dataclasses.replace(self, **changes)

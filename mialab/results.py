@@ -1,0 +1,126 @@
+"""The results of one audit: everything measured, serialisable to JSON and reloadable.
+
+:class:`AuditResults` is a plain record: the audit fills it, the report layer renders it. Keys
+of :meth:`AuditResults.to_dict` (``results.json``) are stable and documented in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mialab.metrics import AttackMetrics
+from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs
+
+__all__ = ["AuditResults", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class AuditResults:
+    """What an audit measured.
+
+    Attributes
+    ----------
+    config:        the resolved audit configuration (plain dict, as saved to config.json).
+    dataset:       name, source, n_records, n_classes, kind, input_shape.
+    split:         the :class:`~mialab.types.AuditSplit` used.
+    target:        the target's training summary (train/test accuracy, gap, epochs, time, seed).
+    shadows:       one training summary per shadow model.
+    shadow_membership: bool ``(n_shadows, n_pool)`` membership of the shadow models.
+    attacks:       one :class:`~mialab.types.AttackResult` per attack, in the order run.
+    metrics:       attack name -> :class:`~mialab.metrics.AttackMetrics`.
+    target_outputs: the target's released outputs on the evaluated records (members first).
+    timings:       seconds per stage.
+    versions:      library / torch / numpy / scikit-learn / Python versions and platform.
+    """
+
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    split: AuditSplit
+    target: dict[str, Any]
+    shadows: list[dict[str, Any]]
+    shadow_membership: MembershipMatrix | None
+    attacks: list[AttackResult]
+    metrics: dict[str, AttackMetrics]
+    target_outputs: ModelOutputs
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    # -- queries ----------------------------------------------------------------------------------
+    def worst_case(self) -> AttackMetrics:
+        """The attack with the highest AUC (ties: the first run)."""
+        return max(self.metrics.values(), key=lambda m: m.auc)
+
+    def attack(self, name: str) -> AttackResult:
+        for a in self.attacks:
+            if a.attack == name:
+                return a
+        raise KeyError(f"no attack {name!r} in these results; attacks run: {[a.attack for a in self.attacks]}")
+
+    # -- serialisation -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        shadow_accs = [s["test_accuracy"] for s in self.shadows if s.get("test_accuracy") is not None]
+        worst = self.worst_case() if self.metrics else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "config": self.config,
+            "dataset": self.dataset,
+            "split_sizes": self.split.sizes(),
+            "target": self.target,
+            "shadows": {
+                "n_models": len(self.shadows),
+                "mean_train_accuracy": _mean([s["train_accuracy"] for s in self.shadows]),
+                "mean_test_accuracy": _mean(shadow_accs),
+                "models": self.shadows,
+            },
+            "attacks": {name: m.to_dict() for name, m in self.metrics.items()},
+            "attack_params": {a.attack: a.params for a in self.attacks},
+            "worst_case": None if worst is None else {"attack": worst.attack, "auc": worst.auc,
+                                                      "auc_interval": list(worst.auc_interval)},
+            "timings": self.timings,
+            "versions": self.versions,
+        }
+
+    def save(self, out: str | Path) -> Path:
+        """Write config.json, split.json, results.json, scores.csv, target_outputs.npz and the
+        shadow membership matrix into the run directory ``out``; return its path."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", self.config)
+        _write_json(out / "split.json", self.split.to_dict())
+        _write_json(out / "results.json", self.to_dict())
+        self._write_scores(out / "scores.csv")
+        np.savez_compressed(out / "target_outputs.npz", record_ids=self.target_outputs.record_ids,
+                            labels=self.target_outputs.labels, logits=self.target_outputs.logits)
+        if self.shadow_membership is not None:
+            np.savez_compressed(out / "shadow_membership.npz", matrix=self.shadow_membership.matrix,
+                                record_ids=self.shadow_membership.record_ids)
+        return out
+
+    def _write_scores(self, path: Path) -> None:
+        if not self.attacks:
+            return
+        first = self.attacks[0]
+        for a in self.attacks[1:]:
+            if not np.array_equal(a.record_ids, first.record_ids):
+                raise RuntimeError("attack results are not aligned on the same record ids")
+        cols = ["record_id", "label", "is_member"] + [a.attack for a in self.attacks]
+        rows = [cols]
+        for i in range(first.record_ids.size):
+            rows.append([str(first.record_ids[i]), str(first.labels[i]), str(int(first.is_member[i]))]
+                        + [repr(float(a.scores[i])) for a in self.attacks])
+        path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,439 @@
+"""Core records of an audit: small frozen dataclasses over numpy arrays, checked when built.
+
+Every record validates its arrays on construction and refuses bad input (NaN/inf, wrong shapes,
+overlapping sets) with an error that names the field, what was expected and what was received.
+Nothing here imports torch: attacks and metrics depend on this module alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AuditSplit",
+    "MembershipMatrix",
+    "ModelOutputs",
+    "LabelQueries",
+    "AttackResult",
+    "check_finite",
+    "as_index_array",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers (owned here because every record uses them)
+# ----------------------------------------------------------------------------------------------
+def as_index_array(values: Any, *, name: str, n_records: int | None = None) -> np.ndarray:
+    """Return ``values`` as a 1-D int64 array of unique, non-negative record ids."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of record ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer record ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must hold non-negative record ids, got minimum {arr.min()}")
+    if n_records is not None and arr.size and arr.max() >= n_records:
+        raise ValueError(
+            f"{name} must index a dataset of {n_records} records, got id {arr.max()}"
+        )
+    if np.unique(arr).size != arr.size:
+        n_dup = arr.size - np.unique(arr).size
+        raise ValueError(f"{name} must not repeat record ids, got {n_dup} duplicate(s)")
+    return arr
+
+
+def check_finite(arr: np.ndarray, *, name: str) -> None:
+    """Raise ``ValueError`` if ``arr`` holds NaN or inf, saying how many and where the first is."""
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name} must be finite, got {int(bad.sum())} NaN/inf value(s) "
+                f"(first at index {first})"
+            )
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    arr = np.array(arr, copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
+# ----------------------------------------------------------------------------------------------
+# AuditSplit
+# ----------------------------------------------------------------------------------------------
+_SPLIT_PARTS = ("members", "train_rest", "validation", "nonmembers", "test", "pool")
+
+
+@dataclass(frozen=True, eq=False)
+class AuditSplit:
+    """Index arrays into one dataset of ``n_records`` records, pairwise disjoint.
+
+    Attributes
+    ----------
+    members:    known members, a stratified 20% (by default) of the target's training set;
+                these are the evaluated member records.
+    train_rest: the rest of the records the target trains on.
+    validation: a slice of the target's own training data held back for early stopping
+                (empty unless asked for); never evaluated, never trained on.
+    nonmembers: as many records as ``members``, never seen by the target; the evaluated
+                non-member records.
+    test:       utility test set, outside every audit set (test accuracy is measured here).
+    pool:       the attacker's pool for shadow models, disjoint from everything evaluated.
+    seed:       the seed the split was drawn with (recorded, not used here).
+    """
+
+    members: np.ndarray
+    train_rest: np.ndarray
+    validation: np.ndarray
+    nonmembers: np.ndarray
+    test: np.ndarray
+    pool: np.ndarray
+    n_records: int
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_records, (int, np.integer)) or self.n_records <= 0:
+            raise ValueError(f"n_records must be a positive int, got {self.n_records!r}")
+        seen = np.zeros(self.n_records, dtype=np.int8)
+        for part in _SPLIT_PARTS:
+            arr = as_index_array(getattr(self, part), name=f"AuditSplit.{part}",
+                                 n_records=int(self.n_records))
+            object.__setattr__(self, part, _readonly(arr))
+            seen[arr] += 1
+        if (seen > 1).any():
+            overlaps = []
+            for i, a in enumerate(_SPLIT_PARTS):
+                for b in _SPLIT_PARTS[i + 1:]:
+                    n = np.intersect1d(getattr(self, a), getattr(self, b)).size
+                    if n:
+                        overlaps.append(f"{a}/{b}: {n}")
+            raise ValueError(
+                "AuditSplit parts must be pairwise disjoint, got overlapping record ids ("
+                + ", ".join(overlaps) + ")"
+            )
+        if self.members.size == 0:
+            raise ValueError("AuditSplit.members must not be empty")
+        if self.nonmembers.size == 0:
+            raise ValueError("AuditSplit.nonmembers must not be empty")
+
+    @property
+    def target_train(self) -> np.ndarray:
+        """Every record the target is trained on: members first, then the rest."""
+        return np.concatenate([self.members, self.train_rest])
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """Evaluated record ids: members then non-members."""
+        return np.concatenate([self.members, self.nonmembers])
+
+    @property
+    def evaluated_membership(self) -> np.ndarray:
+        """Bool membership aligned with :attr:`evaluated`."""
+        return np.concatenate([np.ones(self.members.size, bool), np.zeros(self.nonmembers.size, bool)])
+
+    def sizes(self) -> dict[str, int]:
+        return {part: int(getattr(self, part).size) for part in _SPLIT_PARTS}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {part: getattr(self, part).tolist() for part in _SPLIT_PARTS}
+        out.update(n_records=int(self.n_records), seed=self.seed)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AuditSplit":
+        missing = [k for k in (*_SPLIT_PARTS, "n_records") if k not in data]
+        if missing:
+            raise KeyError(f"AuditSplit.from_dict: missing keys {missing}")
+        return cls(**{part: np.asarray(data[part], dtype=np.int64) for part in _SPLIT_PARTS},
+                   n_records=int(data["n_records"]), seed=data.get("seed"))
+
+
+# ----------------------------------------------------------------------------------------------
+# MembershipMatrix
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class MembershipMatrix:
+    """Bool ``(n_models, n_records)``: ``matrix[k, j]`` is True iff model k trained on record j.
+
+    One orientation everywhere. ``record_ids`` (``(n_records,)``) says which dataset records the
+    columns are.
+    """
+
+    matrix: np.ndarray
+    record_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        m = np.asarray(self.matrix)
+        if m.ndim != 2:
+            raise ValueError(f"MembershipMatrix.matrix must be 2-D (n_models, n_records), got shape {m.shape}")
+        if m.dtype != np.bool_:
+            raise TypeError(f"MembershipMatrix.matrix must be bool, got dtype {m.dtype}")
+        ids = as_index_array(self.record_ids, name="MembershipMatrix.record_ids")
+        if ids.size != m.shape[1]:
+            raise ValueError(
+                f"MembershipMatrix.record_ids must have one id per column ({m.shape[1]}), got {ids.size}"
+            )
+        object.__setattr__(self, "matrix", _readonly(m))
+        object.__setattr__(self, "record_ids", _readonly(ids))
+
+    @property
+    def n_models(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_records(self) -> int:
+        return int(self.matrix.shape[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# ModelOutputs
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ModelOutputs:
+    """What a model released for some records: logits ``(n, C)`` or ``(n, n_queries, C)``.
+
+    Every derived quantity is computed on demand in float64 from ``log_softmax`` (stable for very
+    confident models) and has shape ``(n,)`` or ``(n, n_queries)``; nothing is cached by
+    mutating the record.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> out = ModelOutputs(record_ids=np.arange(2), labels=np.array([0, 1]),
+    ...                    logits=np.array([[2.0, 0.0], [0.0, 0.0]]))
+    >>> np.round(out.loss(), 4).tolist()
+    [0.1269, 0.6931]
+    """
+
+    record_ids: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = as_index_array(self.record_ids, name="ModelOutputs.record_ids")
+        logits = np.asarray(self.logits)
+        if logits.ndim not in (2, 3):
+            raise ValueError(
+                f"ModelOutputs.logits must have shape (n, C) or (n, n_queries, C), got {logits.shape}"
+            )
+        if logits.dtype.kind != "f":
+            raise TypeError(f"ModelOutputs.logits must be floating point, got dtype {logits.dtype}")
+        if logits.shape[0] != ids.size:
+            raise ValueError(
+                f"ModelOutputs.logits must have one row per record id ({ids.size}), got {logits.shape[0]}"
+            )
+        if logits.shape[-1] < 2:
+            raise ValueError(f"ModelOutputs.logits needs at least 2 classes, got {logits.shape[-1]}")
+        check_finite(logits, name="ModelOutputs.logits")
+        labels = np.asarray(self.labels)
+        if labels.shape != (ids.size,):
+            raise ValueError(f"ModelOutputs.labels must have shape ({ids.size},), got {labels.shape}")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"ModelOutputs.labels must be integers, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64, copy=False)
+        n_classes = logits.shape[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(
+                f"ModelOutputs.labels must lie in [0, {n_classes - 1}], got range "
+                f"[{labels.min()}, {labels.max()}]"
+            )
+        object.__setattr__(self, "record_ids", _readonly(ids))
+        object.__setattr__(self, "labels", _readonly(labels))
+        object.__setattr__(self, "logits", _readonly(logits))
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def n_records(self) -> int:
+        return int(self.record_ids.size)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.logits.shape[-1])
+
+    @property
+    def n_queries(self) -> int:
+        """1 for ``(n, C)`` logits, else the size of the query axis."""
+        return 1 if self.logits.ndim == 2 else int(self.logits.shape[1])
+
+    def _label_index(self) -> np.ndarray:
+        # labels broadcast over the query axis, shaped for take_along_axis on the class axis
+        lab = self.labels.reshape((-1,) + (1,) * (self.logits.ndim - 1))
+        return np.broadcast_to(lab, self.logits.shape[:-1] + (1,))
+
+    # -- derived, float64 ----------------------------------------------------------------------
+    def log_probs(self) -> np.ndarray:
+        """log-softmax of the logits, float64, same shape as ``logits``."""
+        z = self.logits.astype(np.float64)
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    def probabilities(self) -> np.ndarray:
+        return np.exp(self.log_probs())
+
+    def confidence(self) -> np.ndarray:
+        """Maximum class probability."""
+        return np.exp(self.log_probs().max(axis=-1))
+
+    def true_class_log_prob(self) -> np.ndarray:
+        return np.take_along_axis(self.log_probs(), self._label_index(), axis=-1)[..., 0]
+
+    def true_class_prob(self) -> np.ndarray:
+        return np.exp(self.true_class_log_prob())
+
+    def loss(self) -> np.ndarray:
+        """Cross-entropy loss ``-log p_y``."""
+        return -self.true_class_log_prob()
+
+    def entropy(self) -> np.ndarray:
+        """Shannon entropy of the predicted distribution (nats)."""
+        lp = self.log_probs()
+        return -(np.exp(lp) * lp).sum(axis=-1)
+
+    def modified_entropy(self) -> np.ndarray:
+        """Song & Mittal (2021) modified entropy, lower for members.
+
+        ``Mentr(p, y) = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)``.
+        ``log(1 - p_i)`` is computed as ``log(sum_{j != i} p_j)`` so it stays finite when the
+        model is very confident.
+        """
+        lp = self.log_probs()
+        log1m = _log1m_probs(lp)
+        p = np.exp(lp)
+        onehot = np.zeros_like(lp, dtype=bool)
+        np.put_along_axis(onehot, self._label_index(), True, axis=-1)
+        term_y = -(np.exp(log1m) * lp)  # -(1 - p_y) log p_y, taken where onehot
+        term_other = -(p * log1m)  # -p_i log(1 - p_i), taken elsewhere
+        return np.where(onehot, term_y, term_other).sum(axis=-1)
+
+    def logit_scaled_confidence(self) -> np.ndarray:
+        """``log p_y - log(1 - p_y)`` (Carlini et al. 2022), computed without cancellation."""
+        return _logit_at(self.log_probs(), self._label_index())
+
+    def logit_scaled_max_confidence(self) -> np.ndarray:
+        """``log p_max - log(1 - p_max)``: monotone in the maximum confidence, but very
+        confident outputs stay distinct instead of all rounding to 1.0."""
+        lp = self.log_probs()
+        return _logit_at(lp, lp.argmax(axis=-1)[..., None])
+
+    def predicted_labels(self) -> np.ndarray:
+        return self.logits.argmax(axis=-1).astype(np.int64)
+
+    def correct(self) -> np.ndarray:
+        """Bool: predicted label equals the true label."""
+        pred = self.predicted_labels()
+        lab = self.labels if pred.ndim == 1 else self.labels[:, None]
+        return pred == lab
+
+    def subset(self, positions: np.ndarray) -> "ModelOutputs":
+        """The records at ``positions`` (indices into this record, not record ids)."""
+        positions = np.asarray(positions)
+        return ModelOutputs(self.record_ids[positions], self.labels[positions], self.logits[positions])
+
+
+def _logit_at(log_probs: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``log p_i - log(sum_{j != i} p_j)`` at class ``index`` (shaped like ``log_probs[..., :1]``)."""
+    lp_i = np.take_along_axis(log_probs, index, axis=-1)
+    others = log_probs.copy()
+    np.put_along_axis(others, index, -np.inf, axis=-1)
+    m = others.max(axis=-1, keepdims=True)
+    log_rest = m + np.log(np.exp(others - m).sum(axis=-1, keepdims=True))
+    return (lp_i - log_rest)[..., 0]
+
+
+def _log1m_probs(log_probs: np.ndarray) -> np.ndarray:
+    """``log(1 - p_i)`` for every class, as ``log sum_{j != i} p_j`` (no cancellation)."""
+    c = log_probs.shape[-1]
+    out = np.empty_like(log_probs)
+    for i in range(c):  # C is small (classes); keeps memory at one copy
+        others = np.delete(log_probs, i, axis=-1)
+        m = others.max(axis=-1)
+        out[..., i] = m + np.log(np.exp(others - m[..., None]).sum(axis=-1))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# LabelQueries: what a label-only attacker observes
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LabelQueries:
+    """Predicted labels ``(n, n_queries)`` a label-only attacker got back for perturbed copies."""
+
+    record_ids: np.ndarray
+    labels: np.ndarray
+    predictions: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = as_index_array(self.record_ids, name="LabelQueries.record_ids")
+        pred = np.asarray(self.predictions)
+        if pred.ndim != 2 or pred.shape[0] != ids.size:
+            raise ValueError(
+                f"LabelQueries.predictions must have shape ({ids.size}, n_queries), got {pred.shape}"
+            )
+        if not np.issubdtype(pred.dtype, np.integer):
+            raise TypeError(f"LabelQueries.predictions must be integer labels, got dtype {pred.dtype}")
+        labels = np.asarray(self.labels)
+        if labels.shape != (ids.size,):
+            raise ValueError(f"LabelQueries.labels must have shape ({ids.size},), got {labels.shape}")
+        object.__setattr__(self, "record_ids", _readonly(ids))
+        object.__setattr__(self, "labels", _readonly(labels.astype(np.int64)))
+        object.__setattr__(self, "predictions", _readonly(pred.astype(np.int64)))
+
+    @property
+    def n_records(self) -> int:
+        return int(self.record_ids.size)
+
+    def subset(self, positions: np.ndarray) -> "LabelQueries":
+        positions = np.asarray(positions)
+        return LabelQueries(self.record_ids[positions], self.labels[positions], self.predictions[positions])
+
+
+# ----------------------------------------------------------------------------------------------
+# AttackResult
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """Scores of one attack on the evaluated records (higher = more likely member).
+
+    ``threshold`` is the attack's decision threshold, chosen on attacker-side data: a record is
+    predicted a member iff ``score >= threshold``.
+    """
+
+    attack: str
+    record_ids: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    is_member: np.ndarray
+    threshold: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = as_index_array(self.record_ids, name="AttackResult.record_ids")
+        scores = np.asarray(self.scores, dtype=np.float64)
+        if scores.shape != (ids.size,):
+            raise ValueError(f"AttackResult.scores must have shape ({ids.size},), got {scores.shape}")
+        check_finite(scores, name=f"scores of attack {self.attack!r}")
+        member = np.asarray(self.is_member)
+        if member.dtype != np.bool_ or member.shape != (ids.size,):
+            raise ValueError(
+                f"AttackResult.is_member must be bool of shape ({ids.size},), got {member.dtype} {member.shape}"
+            )
+        labels = np.asarray(self.labels)
+        if labels.shape != (ids.size,):
+            raise ValueError(f"AttackResult.labels must have shape ({ids.size},), got {labels.shape}")
+        if np.isnan(self.threshold):  # +-inf is legal: "flag nobody" / "flag everybody"
+            raise ValueError(f"AttackResult.threshold must not be NaN, got {self.threshold}")
+        object.__setattr__(self, "record_ids", _readonly(ids))
+        object.__setattr__(self, "labels", _readonly(labels.astype(np.int64)))
+        object.__setattr__(self, "scores", _readonly(scores))
+        object.__setattr__(self, "is_member", _readonly(member))
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    @property
+    def predicted_member(self) -> np.ndarray:
+        return self.scores >= self.threshold

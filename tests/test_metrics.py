@@ -1,0 +1,381 @@
+"""Tests of mialab.metrics against scikit-learn and brute-force oracles (CPU, fast)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from mialab import metrics as M
+from mialab.metrics import intervals as intervals_mod
+from mialab.types import AttackResult
+
+
+# ----------------------------------------------------------------------------------------------
+# data and brute-force oracles
+# ----------------------------------------------------------------------------------------------
+def make_data(seed: int, n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    member = rng.random(n) < 0.4
+    member[0], member[1] = True, False  # both classes always present
+    s = rng.normal(size=n) + 0.7 * member
+    if kind == "ties":  # heavy ties: a handful of distinct values
+        s = np.round(s)
+    elif kind == "coarse":  # almost everything tied
+        s = (s > 0.5).astype(np.float64)
+    elif kind == "int":  # integer dtype, not float
+        s = np.round(3 * s).astype(np.int64)
+    return s, member
+
+
+CASES = [(seed, n, kind) for seed in range(4) for n in (2, 7, 60, 301)
+         for kind in ("continuous", "ties", "coarse", "int")]
+
+
+def brute_auc(s: np.ndarray, m: np.ndarray) -> float:
+    d = s[m][:, None].astype(float) - s[~m][None, :]
+    return float(((d > 0) + 0.5 * (d == 0)).mean())
+
+
+def brute_points(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) of "score >= t" for t in {+inf} and every score, by direct counting."""
+    thresholds = np.r_[np.inf, np.unique(s)[::-1]]
+    fpr = np.array([np.mean(s[~m] >= t) for t in thresholds])
+    tpr = np.array([np.mean(s[m] >= t) for t in thresholds])
+    return fpr, tpr
+
+
+def brute_tpr_at_fpr(s: np.ndarray, m: np.ndarray, target: float) -> float:
+    best = 0.0
+    for t in np.r_[np.inf, s]:
+        fp = np.count_nonzero((s >= t) & ~m)
+        if fp / np.count_nonzero(~m) <= target:
+            best = max(best, np.count_nonzero((s >= t) & m) / np.count_nonzero(m))
+    return best
+
+
+# ----------------------------------------------------------------------------------------------
+# ROC, AUC, TPR@FPR, advantage
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed,n,kind", CASES)
+def test_roc_curve_matches_sklearn(seed, n, kind):
+    s, m = make_data(seed, n, kind)
+    fpr, tpr, thr = M.roc_curve(s, m)
+    sk_fpr, sk_tpr, sk_thr = skm.roc_curve(m, s, drop_intermediate=False)
+    np.testing.assert_array_equal(fpr, sk_fpr)
+    np.testing.assert_array_equal(tpr, sk_tpr)
+    assert thr[0] == np.inf
+    np.testing.assert_array_equal(thr, sk_thr)
+    assert fpr.size == np.unique(s).size + 1
+    bf, bt = brute_points(s, m)
+    np.testing.assert_allclose(fpr, bf, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(tpr, bt, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed,n,kind", CASES)
+def test_roc_auc_matches_sklearn_and_pair_count(seed, n, kind):
+    s, m = make_data(seed, n, kind)
+    auc = M.roc_auc(s, m)
+    assert isinstance(auc, float)
+    assert auc == pytest.approx(skm.roc_auc_score(m, s), abs=1e-12)
+    assert auc == pytest.approx(brute_auc(s, m), abs=1e-12)
+    fpr, tpr, _ = M.roc_curve(s, m)
+    assert auc == pytest.approx(np.trapezoid(tpr, fpr), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed,n,kind", CASES)
+def test_tpr_at_fpr_and_advantage_match_brute_force(seed, n, kind):
+    s, m = make_data(seed, n, kind)
+    n_neg = np.count_nonzero(~m)
+    # include targets that land exactly on attainable FPRs (the boundary is inclusive)
+    targets = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.99, 1 / n_neg, min(0.999, 3 / n_neg)]
+    targets = list(dict.fromkeys(t for t in targets if 0 < t < 1))
+    many = M.tpr_at_fprs(s, m, targets)
+    assert many.shape == (len(targets),) and many.dtype == np.float64
+    for t, v in zip(targets, many):
+        one = M.tpr_at_fpr(s, m, t)
+        assert isinstance(one, float)
+        assert one == v == brute_tpr_at_fpr(s, m, t)
+    bf, bt = brute_points(s, m)
+    assert M.membership_advantage(s, m) == pytest.approx(np.max(bt - bf), abs=1e-15)
+
+
+def test_tpr_at_fpr_boundary_is_inclusive_and_not_interpolated():
+    # 10 non-members at 0..9, members at 8.5 and 20: t = 8.5 flags both members and the 9
+    s = np.r_[np.arange(10.0), 8.5, 20.0]
+    m = np.r_[np.zeros(10, bool), True, True]
+    assert M.tpr_at_fpr(s, m, 0.1) == 1.0  # fpr exactly 0.1 counts
+    assert M.tpr_at_fpr(s, m, 0.0999) == 0.5  # only the fpr-0 point qualifies
+    # members at 6.5 and 20: ROC (0,.5) (.1,.5) (.2,.5) (.3,.5) (.3,1); no interpolation
+    s2 = np.r_[np.arange(10.0), 6.5, 20.0]
+    assert M.tpr_at_fpr(s2, m, 0.25) == 0.5
+    assert M.tpr_at_fpr(s2, m, 0.3) == 1.0
+
+
+def test_perfect_and_reversed_separation():
+    m = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    s = np.r_[np.linspace(10, 11, 50), np.linspace(0, 1, 50)]
+    assert M.roc_auc(s, m) == 1.0
+    assert M.membership_advantage(s, m) == 1.0
+    assert M.tpr_at_fpr(s, m, 0.001) == 1.0
+    assert M.roc_auc(-s, m) == 0.0
+    assert M.membership_advantage(-s, m) == 0.0
+    assert M.tpr_at_fpr(-s, m, 0.5) == 0.0
+    assert M.roc_auc(np.zeros(100), m) == 0.5  # all tied
+    fpr, tpr, thr = M.roc_curve(np.zeros(100), m)
+    assert fpr.tolist() == [0.0, 1.0] and tpr.tolist() == [0.0, 1.0] and thr.tolist() == [np.inf, 0.0]
+
+
+def test_negating_scores_flips_auc():
+    s, m = make_data(7, 500, "ties")
+    assert M.roc_auc(s, m) + M.roc_auc(-s, m) == pytest.approx(1.0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# threshold metrics
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed,n,kind", CASES[::3])
+def test_threshold_metrics_match_sklearn(seed, n, kind):
+    s, m = make_data(seed, n, kind)
+    for t in [-np.inf, np.inf, *np.unique(s)[:: max(1, np.unique(s).size // 5)], 0.25]:
+        got = M.threshold_metrics(s, m, t)
+        pred = s >= t
+        assert got.threshold == t
+        assert got.accuracy == pytest.approx(skm.accuracy_score(m, pred))
+        assert got.balanced_accuracy == pytest.approx(skm.balanced_accuracy_score(m, pred))
+        assert got.precision == pytest.approx(skm.precision_score(m, pred, zero_division=0))
+        assert got.recall == pytest.approx(skm.recall_score(m, pred))
+        assert got.fpr == pytest.approx(np.mean(pred[~m]))
+        assert got.n_predicted_member == np.count_nonzero(pred)
+
+
+def test_threshold_metrics_infinite_thresholds():
+    s, m = make_data(0, 40, "continuous")
+    nobody = M.threshold_metrics(s, m, np.inf)
+    assert (nobody.precision, nobody.recall, nobody.fpr, nobody.n_predicted_member) == (0.0, 0.0, 0.0, 0)
+    everybody = M.threshold_metrics(s, m, -np.inf)
+    assert (everybody.recall, everybody.fpr) == (1.0, 1.0)
+    assert everybody.precision == pytest.approx(m.mean())
+    assert nobody.balanced_accuracy == everybody.balanced_accuracy == 0.5
+
+
+# ----------------------------------------------------------------------------------------------
+# bootstrap
+# ----------------------------------------------------------------------------------------------
+def test_bootstrap_same_seed_same_intervals_different_seed_differs():
+    s, m = make_data(1, 400, "continuous")
+    a = M.bootstrap_intervals(s, m, n_bootstrap=200, seed=3)
+    b = M.bootstrap_intervals(s, m, n_bootstrap=200, seed=3)
+    c = M.bootstrap_intervals(s, m, n_bootstrap=200, seed=4)
+    assert a == b
+    assert a["auc"] != c["auc"]
+    assert list(a) == ["auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1"]
+    assert all(isinstance(v, float) for pair in a.values() for v in pair)
+
+
+def test_bootstrap_does_not_touch_global_rng():
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    s, m = make_data(1, 100, "continuous")
+    M.bootstrap_intervals(s, m, n_bootstrap=50, seed=0)
+    assert np.random.random() == before
+
+
+def test_bootstrap_interval_contains_point_estimate():
+    s, m = make_data(2, 3000, "continuous")
+    ci = M.bootstrap_intervals(s, m, fpr_targets=(0.01, 0.1), seed=0)
+    lo, hi = ci["auc"]
+    assert lo < M.roc_auc(s, m) < hi and hi - lo < 0.1
+    for f in (0.01, 0.1):
+        lo, hi = ci[M.tpr_key(f)]
+        assert lo <= M.tpr_at_fpr(s, m, f) <= hi
+
+
+def test_bootstrap_identical_distributions_auc_interval_contains_half():
+    rng = np.random.default_rng(11)
+    s = rng.normal(size=4000)
+    m = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    lo, hi = M.bootstrap_intervals(s, m, seed=0)["auc"]
+    assert lo < 0.5 < hi
+
+
+def test_bootstrap_replicate_stats_equal_point_metrics():
+    """The counting shortcut used per replicate equals the exact metrics on the resampled set."""
+    s, m = make_data(5, 120, "ties")
+    targets = np.array([0.01, 0.1, 0.3])
+    uniq, inv = np.unique(s, return_inverse=True)
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        weights = np.ones(s.size, int) if trial == 0 else rng.integers(0, 4, size=s.size)
+        weights[0] = max(weights[0], 1)
+        weights[1] = max(weights[1], 1)
+        c_pos = np.bincount(inv[m], weights=weights[m], minlength=uniq.size).astype(np.int64)
+        c_neg = np.bincount(inv[~m], weights=weights[~m], minlength=uniq.size).astype(np.int64)
+        auc, tpr = intervals_mod._replicate_stats(c_pos[None], c_neg[None], targets)
+        rs, rm = np.repeat(s, weights), np.repeat(m, weights)
+        assert auc[0] == pytest.approx(M.roc_auc(rs, rm), abs=1e-12)
+        np.testing.assert_array_equal(tpr[0], M.tpr_at_fprs(rs, rm, targets))
+
+
+def test_bootstrap_replicates_do_not_depend_on_chunking(monkeypatch):
+    s, m = make_data(3, 200, "continuous")
+    t = np.array([0.05])
+    auc_a, tpr_a = intervals_mod._bootstrap_replicates(s, m, t, 64, 9)
+    monkeypatch.setattr(intervals_mod, "_CHUNK_ELEMENTS", 7 * 200)
+    auc_b, tpr_b = intervals_mod._bootstrap_replicates(s, m, t, 64, 9)
+    np.testing.assert_array_equal(auc_a, auc_b)
+    np.testing.assert_array_equal(tpr_a, tpr_b)
+    auc_c, _ = intervals_mod._bootstrap_replicates(s, m, t, 30, 9)
+    np.testing.assert_array_equal(auc_a[:30], auc_c)  # more replicates extend, never reshuffle
+
+
+def test_bootstrap_is_fast():
+    import time
+
+    s, m = make_data(4, 2000, "continuous")
+    M.bootstrap_intervals(s, m, n_bootstrap=10, seed=0)  # warm-up
+    start = time.perf_counter()
+    M.bootstrap_intervals(s, m, n_bootstrap=1000, seed=0)
+    assert time.perf_counter() - start < 2.0  # ~0.1 s on a laptop; generous for slow CI
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate / AttackMetrics
+# ----------------------------------------------------------------------------------------------
+def make_result(n_members: int, n_nonmembers: int, *, threshold: float = 0.5, seed: int = 0) -> AttackResult:
+    rng = np.random.default_rng(seed)
+    m = np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)]
+    s = rng.normal(size=m.size) + m
+    n = m.size
+    return AttackResult("loss", np.arange(n), np.zeros(n, int), s, m, threshold)
+
+
+@pytest.mark.parametrize("n_non,reliable", [(999, False), (1000, True)])
+def test_evaluate_json_and_reliability(n_non, reliable):
+    res = make_result(300, n_non)
+    met = M.evaluate(res, n_bootstrap=100)
+    d = met.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert json.loads(text) == d
+    assert list(d) == ["attack", "n_members", "n_nonmembers", "threshold", "accuracy",
+                       "balanced_accuracy", "precision", "recall", "fpr_at_threshold", "auc",
+                       "auc_interval", "advantage", "tpr_at_fpr", "roc", "bootstrap"]
+    assert (d["n_members"], d["n_nonmembers"]) == (300, n_non)
+    by_fpr = {e["fpr"]: e for e in d["tpr_at_fpr"]}
+    assert by_fpr[0.001]["reliable"] is reliable and by_fpr[0.001]["n_nonmembers"] == n_non
+    assert by_fpr[0.001]["min_nonmembers"] == 1000
+    assert by_fpr[0.01]["reliable"] is True and by_fpr[0.1]["reliable"] is True
+    assert met.unreliable_targets == ([] if reliable else [0.001])
+    # the record agrees with the single-metric functions
+    s, m = res.scores, res.is_member
+    assert met.auc == M.roc_auc(s, m)
+    assert met.advantage == M.membership_advantage(s, m)
+    assert met.tpr_at(0.01).tpr == M.tpr_at_fpr(s, m, 0.01)
+    assert met.accuracy == M.threshold_metrics(s, m, 0.5).accuracy
+    fpr, tpr, _ = M.roc_curve(s, m)
+    assert d["roc"]["fpr"] == fpr.tolist() and d["roc"]["tpr"] == tpr.tolist()
+    assert tuple(d["auc_interval"]) == M.bootstrap_intervals(s, m, n_bootstrap=100, seed=0)["auc"]
+    with pytest.raises(ValueError):
+        met.roc_fpr[0] = 1.0  # read-only
+    with pytest.raises(KeyError, match="evaluated targets"):
+        met.tpr_at(0.2)
+
+
+def test_evaluate_infinite_threshold_is_strict_json():
+    met = M.evaluate(make_result(20, 20, threshold=np.inf), n_bootstrap=20)
+    d = met.to_dict()
+    assert d["threshold"] == "inf" and float(d["threshold"]) == np.inf
+    json.dumps(d, allow_nan=False)
+    assert d["precision"] == 0.0 and d["recall"] == 0.0
+
+
+def test_min_nonmembers_for_fpr():
+    assert [M.min_nonmembers_for_fpr(f) for f in (0.001, 0.01, 0.1, 0.003, 0.3)] == [1000, 100, 10, 334, 4]
+
+
+# ----------------------------------------------------------------------------------------------
+# errors name the argument, the expectation and what was received
+# ----------------------------------------------------------------------------------------------
+S = np.array([0.1, 0.2, 0.3, 0.4])
+B = np.array([True, False, True, False])
+ALL = [
+    lambda s, m: M.roc_curve(s, m),
+    lambda s, m: M.roc_auc(s, m),
+    lambda s, m: M.tpr_at_fpr(s, m, 0.1),
+    lambda s, m: M.tpr_at_fprs(s, m, [0.1]),
+    lambda s, m: M.membership_advantage(s, m),
+    lambda s, m: M.threshold_metrics(s, m, 0.2),
+    lambda s, m: M.bootstrap_intervals(s, m, n_bootstrap=5, seed=0),
+]
+
+
+@pytest.mark.parametrize("fn", ALL)
+def test_bad_scores_and_membership(fn):
+    with pytest.raises(ValueError, match=r"is_member must have the same shape as scores \(4,\), got shape \(3,\)"):
+        fn(S, B[:3])
+    with pytest.raises(TypeError, match="is_member must be a bool array.*got dtype int64"):
+        fn(S, B.astype(np.int64))
+    with pytest.raises(ValueError, match=r"scores must be finite, got 1 NaN/inf"):
+        fn(np.array([0.1, np.nan, 0.3, 0.4]), B)
+    with pytest.raises(ValueError, match=r"scores must be finite"):
+        fn(np.array([0.1, np.inf, 0.3, 0.4]), B)
+    with pytest.raises(ValueError, match=r"scores must be a 1-D array.*got shape \(2, 2\)"):
+        fn(S.reshape(2, 2), B.reshape(2, 2))
+    with pytest.raises(TypeError, match="scores must be real numbers.*got dtype bool"):
+        fn(B, B)
+    with pytest.raises(ValueError, match=r"is_member.*single-class set.*got 4 member\(s\) and 0 non-member\(s\)"):
+        fn(S, np.ones(4, bool))
+    with pytest.raises(ValueError, match=r"got 0 member\(s\) and 4 non-member\(s\)"):
+        fn(S, np.zeros(4, bool))
+    with pytest.raises(ValueError, match=r"got 0 member\(s\) and 0 non-member\(s\)"):
+        fn(np.zeros(0), np.zeros(0, bool))
+
+
+def test_single_class_message_for_threshold_free_metrics():
+    with pytest.raises(ValueError, match="roc_auc needs at least one member and one non-member in "
+                                         "is_member .a threshold-free metric asked of a single-class set"):
+        M.roc_auc(S, np.ones(4, bool))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_bad_fpr_targets(bad):
+    with pytest.raises(ValueError, match=r"fpr must lie in the open interval \(0, 1\), got"):
+        M.tpr_at_fpr(S, B, bad)
+    with pytest.raises(ValueError, match=r"fprs\[1\] must lie in the open interval \(0, 1\)"):
+        M.tpr_at_fprs(S, B, [0.1, bad])
+    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must lie in the open interval"):
+        M.bootstrap_intervals(S, B, fpr_targets=(bad,), seed=0)
+    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must lie in the open interval"):
+        M.evaluate(make_result(5, 5), fpr_targets=(bad,))
+
+
+def test_other_bad_options():
+    with pytest.raises(TypeError, match="fpr must be a real number"):
+        M.tpr_at_fpr(S, B, "0.1")
+    with pytest.raises(TypeError, match="fprs must be a sequence"):
+        M.tpr_at_fprs(S, B, 0.1)
+    with pytest.raises(ValueError, match="fpr_targets must not repeat a target"):
+        M.bootstrap_intervals(S, B, fpr_targets=(0.1, 0.1), seed=0)
+    with pytest.raises(ValueError, match="threshold must not be NaN"):
+        M.threshold_metrics(S, B, float("nan"))
+    with pytest.raises(ValueError, match="n_bootstrap must be a positive int, got 0"):
+        M.bootstrap_intervals(S, B, n_bootstrap=0, seed=0)
+    with pytest.raises(ValueError, match=r"level must lie in the open interval \(0, 1\), got 1.0"):
+        M.bootstrap_intervals(S, B, level=1.0, seed=0)
+    with pytest.raises(TypeError, match="seed must be a non-negative int"):
+        M.bootstrap_intervals(S, B, seed=0.5)
+    with pytest.raises(TypeError, match="seed"):
+        M.bootstrap_intervals(S, B)  # seed is required
+    with pytest.raises(TypeError, match="result must be an AttackResult, got dict"):
+        M.evaluate({})
+    with pytest.raises(ValueError, match=r"evaluate \(attack 'loss'\).*got 5 member\(s\) and 0 non-member"):
+        M.evaluate(make_result(5, 0))
+
+
+def test_public_api_is_explicit():
+    assert sorted(M.__all__) == sorted(set(M.__all__))
+    for name in M.__all__:
+        assert hasattr(M, name)
