@@ -61,9 +61,19 @@ def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                        seed=derive_seed(seed, "target"), validation=validation, test=test)
 
 
-def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int) -> MembershipMatrix:
-    """Each shadow model trains on its own random half of the pool: bool ``(n_shadows, n_pool)``."""
+def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int,
+                      n_pool: int | None = None) -> MembershipMatrix:
+    """Each shadow model trains on its own random half of the pool: bool ``(n_shadows, n_pool)``.
+
+    ``n_pool`` (optional) first draws that many records of ``pool`` at random, so shadows can be
+    sized like the target when the attacker's pool is much larger.
+    """
     pool = np.asarray(pool)
+    if n_pool is not None:
+        if n_pool > pool.size:
+            raise ValueError(f"n_attacker_pool must be at most the pool size {pool.size}, got {n_pool}")
+        pick = numpy_rng(derive_seed(seed, "attacker-pool")).permutation(pool.size)[:n_pool]
+        pool = pool[np.sort(pick)]
     if pool.size < 4:
         raise ValueError(f"the attacker's pool needs at least 4 records for shadow models, got {pool.size}")
     half = pool.size // 2
@@ -134,14 +144,14 @@ def versions() -> dict[str, str]:
             "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
 
 
-def audit(dataset: str | Dataset = "digits", model: str = "mlp", attacks: Sequence[str] | None = None,
+def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Sequence[str] | None = None,
           seed: int = 0, out: str | Path | None = None, *, config: AuditConfig | None = None,
           quiet: bool = False, **settings: Any) -> AuditResults:
     """Run a whole membership-inference audit and return what it measured.
 
     Parameters
     ----------
-    dataset: a built-in dataset name (``"digits"``, ``"mnist"``, ``"fashion-mnist"``,
+    dataset: a built-in dataset name (``"digits"``, the default, ``"mnist"``, ``"fashion-mnist"``,
         ``"cifar10"``) or a :class:`~mialab.data.Dataset` (e.g. from ``from_arrays``).
     model: architecture name (``"logreg"``, ``"mlp"``, ``"cnn"``).
     attacks: attack names; default :data:`mialab.config.DEFAULT_ATTACKS`.
@@ -156,16 +166,19 @@ def audit(dataset: str | Dataset = "digits", model: str = "mlp", attacks: Sequen
     >>> res = mialab.audit("digits", attacks=["loss"], n_shadows=2, quiet=True)  # doctest: +SKIP
     >>> res.metrics["loss"].auc  # doctest: +SKIP
     """
+    custom_data = isinstance(dataset, Dataset)
     if config is None:
-        custom_data = isinstance(dataset, Dataset)
-        config = AuditConfig(dataset=dataset.name if custom_data else dataset, model=model, seed=seed,
+        name = dataset.name if custom_data else (dataset or "digits")
+        config = AuditConfig(dataset=name, model=model, seed=seed,
                              **({"attacks": tuple(attacks)} if attacks is not None else {}), **settings)
     elif settings or attacks is not None or model != "mlp" or seed != 0:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
+    elif dataset is not None and not custom_data and dataset != config.dataset:
+        raise ValueError(f"dataset {dataset!r} contradicts config.dataset {config.dataset!r}: pass one")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(
+    data = dataset if custom_data else load_dataset(
         config.dataset, root=config.data_root, download=config.download)
     split = make_split(data.y, n_target_train=config.n_target_train, member_fraction=config.member_fraction,
                        n_test=config.n_test, n_validation=config.n_validation,
@@ -181,7 +194,8 @@ def audit(dataset: str | Dataset = "digits", model: str = "mlp", attacks: Sequen
     log.info("target: %s", target.summary())
 
     t = time.perf_counter()
-    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed)
+    n_pool = config.n_attacker_pool or min(split.pool.size, 2 * split.target_train.size)
+    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed, n_pool=n_pool)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet)

@@ -29,6 +29,9 @@ class AuditConfig:
     training: the recipe of the target and, by default (Kerckhoffs), of every shadow model.
     attacks / attack_params: attack names and per-attack constructor overrides.
     n_shadows: shadow models, each trained on a random half of the attacker's pool.
+    n_attacker_pool: how many pool records the shadow models draw from; ``None`` uses
+        ``min(pool, 2 * target training size)`` so each shadow trains on as many records as the
+        target (Shokri et al.'s setup) when the pool allows.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
     seed: the one root seed; every other seed is derived from it.
@@ -44,6 +47,7 @@ class AuditConfig:
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
     attack_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_shadows: int = 8
+    n_attacker_pool: int | None = None
     n_target_train: int | None = None
     member_fraction: float = 0.2
     n_test: int | None = None
@@ -74,6 +78,9 @@ class AuditConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        p = self.n_attacker_pool
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 4):
+            raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
 

@@ -1,0 +1,133 @@
+"""Command line: arguments -> AuditConfig -> audit. No logic of its own.
+
+    mialab audit --dataset digits --model mlp --attacks threshold,loss,shadow,label-only --out runs/x
+    mialab audit --config audit.toml --seed 3
+    mialab list
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+# CLI flag -> (AuditConfig field or "training.<field>" / "model_params.<field>")
+_FIELDS = {
+    "dataset": "dataset", "data_root": "data_root", "model": "model", "shadows": "n_shadows",
+    "n_attacker_pool": "n_attacker_pool",
+    "n_target_train": "n_target_train", "member_fraction": "member_fraction", "n_test": "n_test",
+    "n_validation": "n_validation", "seed": "seed", "bootstrap": "n_bootstrap",
+    "epochs": "training.epochs", "batch_size": "training.batch_size", "optimizer": "training.optimizer",
+    "lr": "training.lr", "weight_decay": "training.weight_decay",
+    "early_stopping": "training.early_stopping_patience",
+    "width": "model_params.width", "depth": "model_params.depth", "dropout": "model_params.dropout",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mialab", description="Membership inference audits by measurement.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("audit", help="train a target and shadow models, attack, report",
+                       description="Run a membership-inference audit. Flags override --config.")
+    a.add_argument("--config", type=Path, help="TOML file with AuditConfig settings")
+    a.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10")
+    a.add_argument("--data-root", help="directory holding the dataset files")
+    a.add_argument("--download", action="store_true", default=None,
+                   help="download missing files with torchvision (needs a network)")
+    a.add_argument("--csv", type=Path, help="audit a CSV file instead of a built-in dataset")
+    a.add_argument("--label-column", help="label column of --csv")
+    a.add_argument("--model", help="logreg, mlp (default), cnn")
+    a.add_argument("--width", type=int)
+    a.add_argument("--depth", type=int)
+    a.add_argument("--dropout", type=float)
+    a.add_argument("--epochs", type=int)
+    a.add_argument("--batch-size", type=int)
+    a.add_argument("--optimizer", choices=["adam", "sgd"])
+    a.add_argument("--lr", type=float)
+    a.add_argument("--weight-decay", type=float)
+    a.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="early stopping patience in epochs (needs --n-validation)")
+    a.add_argument("--attacks", help="comma-separated attack names (see `mialab list`)")
+    a.add_argument("--shadows", type=int, help="number of shadow models (default 8)")
+    a.add_argument("--n-attacker-pool", type=int,
+                   help="pool records the shadows draw from (default: 2 x target training size)")
+    a.add_argument("--n-target-train", type=int)
+    a.add_argument("--member-fraction", type=float)
+    a.add_argument("--n-test", type=int)
+    a.add_argument("--n-validation", type=int)
+    a.add_argument("--seed", type=int)
+    a.add_argument("--bootstrap", type=int, help="bootstrap replicates for intervals (default 1000)")
+    a.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<model>-seed<seed>)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    sub.add_parser("list", help="list datasets, models and attacks")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    """The AuditConfig the arguments describe: the TOML file (if any), then explicit flags."""
+    from mialab.config import AuditConfig
+
+    base: dict[str, Any] = AuditConfig.from_toml(args.config).to_dict() if args.config else {}
+    for flag, target in _FIELDS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if "." in target:
+            group, key = target.split(".")
+            base.setdefault(group, {})[key] = value
+        else:
+            base[target] = value
+    if args.download:
+        base["download"] = True
+    if args.attacks is not None:
+        base["attacks"] = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    if args.csv is not None:
+        base["dataset"] = args.csv.stem
+    return AuditConfig.from_dict(base)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from mialab.audit import audit
+    from mialab.data import from_csv
+    from mialab.report import summary_table
+
+    if (args.csv is None) != (args.label_column is None):
+        raise SystemExit("mialab audit: --csv and --label-column go together")
+    config = config_from_args(args)
+    out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"
+    data = from_csv(args.csv, label_column=args.label_column) if args.csv is not None else config.dataset
+    results = audit(data, config=config, out=out, quiet=args.quiet)
+    print(summary_table(results))
+    print(f"\nrun directory: {out} (results.json, summary.txt, roc.png, distributions.png, scores.csv, ...)")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from mialab.attacks import attack_names
+    from mialab.data import available_datasets
+    from mialab.models import model_names
+
+    print("datasets:", ", ".join(available_datasets()))
+    print("models:  ", ", ".join(model_names()))
+    print("attacks: ", ", ".join(attack_names()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "quiet", False):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return {"audit": _cmd_audit, "list": _cmd_list}[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        print(f"mialab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The command line: flags and TOML become the same AuditConfig; errors exit 2 with a message."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mialab.cli import build_parser, config_from_args, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_flags_override_toml(tmp_path):
+    toml = tmp_path / "audit.toml"
+    toml.write_text('dataset = "digits"\nseed = 4\nattacks = ["loss", "shadow"]\nn_shadows = 3\n'
+                    '[training]\nepochs = 7\nlr = 0.01\n[model_params]\nwidth = 32\n')
+    args = build_parser().parse_args(["audit", "--config", str(toml), "--seed", "5", "--epochs", "9",
+                                      "--attacks", "loss,label-only"])
+    cfg = config_from_args(args)
+    assert (cfg.seed, cfg.n_shadows, cfg.training.epochs, cfg.training.lr) == (5, 3, 9, 0.01)
+    assert cfg.attacks == ("loss", "label-only")
+    assert dict(cfg.model_params) == {"width": 32}
+
+
+def test_unknown_toml_key_is_refused(tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text("n_shadowz = 3\n")
+    with pytest.raises(ValueError, match="n_shadowz"):
+        config_from_args(build_parser().parse_args(["audit", "--config", str(toml)]))
+
+
+def test_cli_audit_writes_run_and_prints_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["audit", "--attacks", "loss,correctness", "--shadows", "2", "--epochs", "3",
+               "--bootstrap", "50", "--out", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "AUC [95% CI]" in printed and "worst case" in printed
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["attacks"]) == {"loss", "correctness"}
+
+
+def test_cli_errors_exit_2_with_message(capsys):
+    assert main(["audit", "--attacks", "loss,bogus", "--quiet"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["audit", "--dataset", "nope", "--quiet"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_list():
+    out = subprocess.run([sys.executable, "-m", "mialab", "list"], capture_output=True, text=True, check=True)
+    assert "label-only" in out.stdout and "fashion-mnist" in out.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run must run exactly the test command README.md gives."""
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- test-command -->\s*```(?:bash|sh)?\n(.+?)\n```", readme, re.S)
+    assert match, "README.md must mark its test command with <!-- test-command -->"
+    command = match.group(1).strip()
+    assert command in (REPO / ".ci" / "run").read_text()

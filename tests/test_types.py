@@ -1,0 +1,379 @@
+"""Tests of the core records in mialab.types against per-element float64 loops and hand values.
+
+Oracles: every derived quantity of :class:`ModelOutputs` is recomputed here one element at a
+time with :mod:`math` (no vectorised log-softmax), so a broadcasting or axis mistake in the
+library cannot be mirrored by the reference. Validation tests check that the error names the
+field it refuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mialab.types import (
+    AttackResult,
+    AuditSplit,
+    LabelQueries,
+    MembershipMatrix,
+    ModelOutputs,
+    as_index_array,
+    check_finite,
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# slow references: one record at a time, plain math in float64
+# ----------------------------------------------------------------------------------------------
+def ref_probs(row: np.ndarray) -> list[float]:
+    m = max(float(v) for v in row)
+    e = [math.exp(float(v) - m) for v in row]
+    total = sum(e)
+    return [v / total for v in e]
+
+
+def ref_loss(row: np.ndarray, y: int) -> float:
+    return -math.log(ref_probs(row)[y])
+
+
+def ref_entropy(row: np.ndarray) -> float:
+    return -sum(p * math.log(p) for p in ref_probs(row) if p > 0)
+
+
+def ref_modified_entropy(row: np.ndarray, y: int) -> float:
+    """Song & Mittal (2021): -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)."""
+    p = ref_probs(row)
+    total = -(1.0 - p[y]) * math.log(p[y])
+    for i, pi in enumerate(p):
+        if i != y:
+            total -= pi * math.log(1.0 - pi)
+    return total
+
+
+def ref_logit(p: float) -> float:
+    return math.log(p) - math.log(1.0 - p)
+
+
+def moderate_outputs(seed: int = 0, n: int = 40, c: int = 5) -> ModelOutputs:
+    """Logits of scale ~3: every probability well inside (0, 1), so naive formulas are exact
+    enough to serve as references."""
+    rng = np.random.default_rng(seed)
+    return ModelOutputs(record_ids=np.arange(n), labels=rng.integers(0, c, n),
+                        logits=3.0 * rng.normal(size=(n, c)))
+
+
+# ----------------------------------------------------------------------------------------------
+# ModelOutputs: derived quantities
+# ----------------------------------------------------------------------------------------------
+def test_log_probs_stable_for_huge_logits():
+    out = ModelOutputs(record_ids=np.arange(3), labels=np.array([0, 1, 1]),
+                       logits=np.array([[1000.0, 0.0], [1000.0, 0.0], [0.0, -1000.0]]))
+    lp = out.log_probs()
+    assert lp.dtype == np.float64 and np.isfinite(lp).all()
+    np.testing.assert_array_equal(lp, [[0.0, -1000.0], [0.0, -1000.0], [0.0, -1000.0]])
+    np.testing.assert_array_equal(out.loss(), [0.0, 1000.0, 1000.0])
+    np.testing.assert_array_equal(out.probabilities(), [[1.0, 0.0]] * 3)
+    np.testing.assert_array_equal(out.confidence(), [1.0, 1.0, 1.0])
+    assert np.isfinite(out.entropy()).all() and np.isfinite(out.modified_entropy()).all()
+
+
+def test_float32_logits_are_computed_in_float64():
+    out = ModelOutputs(record_ids=np.arange(2), labels=np.array([0, 1]),
+                       logits=np.array([[2.0, 0.0], [0.0, 0.0]], dtype=np.float32))
+    for value in (out.log_probs(), out.loss(), out.entropy(), out.modified_entropy(),
+                  out.logit_scaled_confidence(), out.logit_scaled_max_confidence()):
+        assert value.dtype == np.float64
+    np.testing.assert_allclose(out.loss(), [math.log1p(math.exp(-2.0)), math.log(2.0)], rtol=1e-15)
+
+
+def test_derived_quantities_match_per_element_loops():
+    out = moderate_outputs()
+    L, y = out.logits, out.labels
+    n = out.n_records
+    probs = np.array([ref_probs(L[j]) for j in range(n)])
+    np.testing.assert_allclose(out.probabilities(), probs, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(out.log_probs(), np.log(probs), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out.loss(), [ref_loss(L[j], y[j]) for j in range(n)], rtol=1e-12)
+    np.testing.assert_allclose(out.true_class_prob(), [probs[j, y[j]] for j in range(n)], rtol=1e-13)
+    np.testing.assert_allclose(out.confidence(), probs.max(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(out.entropy(), [ref_entropy(L[j]) for j in range(n)], rtol=1e-12)
+    np.testing.assert_allclose(out.modified_entropy(),
+                               [ref_modified_entropy(L[j], y[j]) for j in range(n)], rtol=1e-11)
+    np.testing.assert_allclose(out.logit_scaled_confidence(),
+                               [ref_logit(probs[j, y[j]]) for j in range(n)], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.logit_scaled_max_confidence(),
+                               [ref_logit(probs[j].max()) for j in range(n)], rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(out.predicted_labels(), [int(np.argmax(L[j])) for j in range(n)])
+    np.testing.assert_array_equal(out.correct(), [int(np.argmax(L[j])) == y[j] for j in range(n)])
+
+
+def test_modified_entropy_hand_value():
+    # p = (1/2, 1/4, 1/4), y = 0: -(1/2) log(1/2) - 2 * (1/4) log(3/4)
+    out = ModelOutputs(record_ids=np.arange(1), labels=np.array([0]),
+                       logits=np.log(np.array([[0.5, 0.25, 0.25]])))
+    want = 0.5 * math.log(2.0) - 0.5 * math.log(0.75)
+    assert out.modified_entropy()[0] == pytest.approx(want, rel=1e-14)
+
+
+def test_logit_scaled_confidence_finite_when_very_confident():
+    # [50, 0]: p_y = 1 - 2e-22 rounds to 1.0, so log(p) - log(1 - p) taken naively is inf;
+    # the exact value is the logit gap, 50.
+    out = ModelOutputs(record_ids=np.arange(4), labels=np.array([0, 1, 0, 0]),
+                       logits=np.array([[50.0, 0.0], [50.0, 0.0], [1000.0, 0.0], [50.0, 0.0]]))
+    assert out.true_class_prob()[0] == 1.0  # the naive formula would divide by zero here
+    lsc = out.logit_scaled_confidence()
+    assert np.isfinite(lsc).all()
+    np.testing.assert_allclose(lsc, [50.0, -50.0, 1000.0, 50.0], rtol=1e-14)
+    np.testing.assert_allclose(out.logit_scaled_max_confidence(), [50.0, 50.0, 1000.0, 50.0], rtol=1e-14)
+    # with three classes the rest has mass 2 e^0: logit = 50 - log 2
+    out3 = ModelOutputs(record_ids=np.arange(1), labels=np.array([0]), logits=np.array([[50.0, 0.0, 0.0]]))
+    assert out3.logit_scaled_confidence()[0] == pytest.approx(50.0 - math.log(2.0), rel=1e-14)
+    assert out3.modified_entropy()[0] >= 0 and np.isfinite(out3.modified_entropy()).all()
+
+
+def test_very_confident_outputs_stay_ordered():
+    # the logit-scaled signals keep 40 < 50 < 60 apart where the probabilities are all 1.0
+    out = ModelOutputs(record_ids=np.arange(3), labels=np.zeros(3, dtype=int),
+                       logits=np.array([[40.0, 0.0], [50.0, 0.0], [60.0, 0.0]]))
+    assert np.all(out.true_class_prob() == 1.0)
+    assert np.all(np.diff(out.logit_scaled_confidence()) > 0)
+    assert np.all(np.diff(out.logit_scaled_max_confidence()) > 0)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "types.py ModelOutputs.log_probs: log(sum(exp(z - max))) rounds 1 + e^-gap to 1, so for a "
+    "logit gap above ~37 the loss (and modified entropy) is exactly 0 and confident records tie; "
+    "needs log1p over the non-max terms"))
+def test_loss_keeps_resolution_when_very_confident():
+    out = ModelOutputs(record_ids=np.arange(3), labels=np.zeros(3, dtype=int),
+                       logits=np.array([[30.0, 0.0], [40.0, 0.0], [50.0, 0.0]]))
+    # -log p_y = log1p(e^-gap): about 9.4e-14, 4.2e-18 and 1.9e-22, all representable
+    want = [math.log1p(math.exp(-g)) for g in (30.0, 40.0, 50.0)]
+    np.testing.assert_allclose(out.loss(), want, rtol=1e-12)
+    assert np.all(np.diff(out.loss()) < 0)
+    assert np.all(out.modified_entropy() > 0)
+
+
+def test_query_axis_gives_per_query_values():
+    rng = np.random.default_rng(1)
+    n, q, c = 6, 4, 3
+    logits = 2.0 * rng.normal(size=(n, q, c))
+    labels = rng.integers(0, c, n)
+    out = ModelOutputs(record_ids=np.arange(n), labels=labels, logits=logits)
+    assert out.n_queries == q and out.n_classes == c
+    assert out.log_probs().shape == (n, q, c)
+    methods = ("loss", "entropy", "modified_entropy", "confidence", "true_class_prob",
+               "logit_scaled_confidence", "logit_scaled_max_confidence", "predicted_labels", "correct")
+    for name in methods:
+        value = getattr(out, name)()
+        assert value.shape == (n, q), name
+        for k in range(q):  # query k alone, as an (n, C) record, gives column k
+            single = ModelOutputs(record_ids=np.arange(n), labels=labels, logits=logits[:, k])
+            np.testing.assert_allclose(value[:, k], getattr(single, name)(), rtol=1e-14, err_msg=name)
+    assert ModelOutputs(record_ids=np.arange(n), labels=labels, logits=logits[:, 0]).n_queries == 1
+
+
+def test_derived_values_do_not_mutate_the_record():
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
+    out = ModelOutputs(record_ids=np.array([4, 9]), labels=np.array([2, 0]), logits=logits)
+    before = out.logits.copy()
+    for name in ("log_probs", "loss", "entropy", "modified_entropy", "logit_scaled_confidence",
+                 "logit_scaled_max_confidence"):
+        getattr(out, name)()
+    np.testing.assert_array_equal(out.logits, before)
+    logits[0, 0] = 100.0  # the record holds its own copy
+    assert out.logits[0, 0] == 1.0
+    assert not out.logits.flags.writeable and not out.labels.flags.writeable
+    with pytest.raises(ValueError):
+        out.logits[0, 0] = 7.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.labels = np.array([0, 0])  # type: ignore[misc]
+
+
+def test_subset_keeps_alignment():
+    out = moderate_outputs(n=10)
+    sub = out.subset(np.array([7, 2]))
+    np.testing.assert_array_equal(sub.record_ids, [7, 2])
+    np.testing.assert_array_equal(sub.loss(), out.loss()[[7, 2]])
+
+
+# ----------------------------------------------------------------------------------------------
+# ModelOutputs: validation names the field
+# ----------------------------------------------------------------------------------------------
+def _outputs(**overrides):
+    kw = dict(record_ids=np.arange(3), labels=np.array([0, 1, 2]), logits=np.zeros((3, 3)))
+    kw.update(overrides)
+    return ModelOutputs(**kw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_outputs_refuse_non_finite_logits(bad):
+    logits = np.zeros((3, 3))
+    logits[1, 2] = bad
+    with pytest.raises(ValueError, match=r"ModelOutputs\.logits must be finite.*\(first at index \(1, 2\)\)"):
+        _outputs(logits=logits)
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 3]), np.array([-1, 0, 0])])
+def test_outputs_refuse_labels_out_of_range(labels):
+    with pytest.raises(ValueError, match=r"ModelOutputs\.labels must lie in \[0, 2\]"):
+        _outputs(labels=labels)
+
+
+@pytest.mark.parametrize("overrides, exc, pattern", [
+    ({"logits": np.zeros(3)}, ValueError, r"ModelOutputs\.logits must have shape \(n, C\)"),
+    ({"logits": np.zeros((3, 1, 1, 3))}, ValueError, r"ModelOutputs\.logits must have shape"),
+    ({"logits": np.zeros((2, 3))}, ValueError, r"ModelOutputs\.logits must have one row per record id \(3\), got 2"),
+    ({"logits": np.zeros((3, 1)), "labels": np.zeros(3, int)}, ValueError, r"ModelOutputs\.logits needs at least 2 classes"),
+    ({"logits": np.zeros((3, 3), dtype=int)}, TypeError, r"ModelOutputs\.logits must be floating point"),
+    ({"labels": np.array([0, 1])}, ValueError, r"ModelOutputs\.labels must have shape \(3,\), got \(2,\)"),
+    ({"labels": np.array([0.0, 1.0, 2.0])}, TypeError, r"ModelOutputs\.labels must be integers"),
+    ({"record_ids": np.array([0, 1, 1])}, ValueError, r"ModelOutputs\.record_ids must not repeat record ids, got 1 duplicate"),
+    ({"record_ids": np.array([0, -1, 2])}, ValueError, r"ModelOutputs\.record_ids must hold non-negative"),
+    ({"record_ids": np.array([0.0, 1.0, 2.0])}, TypeError, r"ModelOutputs\.record_ids must hold integer"),
+    ({"record_ids": np.zeros((3, 1), int)}, ValueError, r"ModelOutputs\.record_ids must be a 1-D array"),
+])
+def test_outputs_refuse_bad_shapes_and_types(overrides, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        _outputs(**overrides)
+
+
+def test_check_finite_and_index_helpers():
+    check_finite(np.array([1, 2]), name="ints")  # integer arrays cannot hold NaN
+    with pytest.raises(ValueError, match=r"x must be finite, got 2 NaN/inf value\(s\) \(first at index \(1,\)\)"):
+        check_finite(np.array([0.0, np.nan, np.inf]), name="x")
+    np.testing.assert_array_equal(as_index_array([3, 1], name="ids"), [3, 1])
+    assert as_index_array(np.array([], dtype=int), name="ids").dtype == np.int64
+    with pytest.raises(ValueError, match=r"ids must index a dataset of 3 records, got id 3"):
+        as_index_array([0, 3], name="ids", n_records=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# LabelQueries
+# ----------------------------------------------------------------------------------------------
+def test_label_queries_validation():
+    lq = LabelQueries(record_ids=np.arange(2), labels=np.array([1, 0]), predictions=np.array([[1, 0], [0, 0]]))
+    assert lq.n_records == 2 and lq.predictions.dtype == np.int64
+    np.testing.assert_array_equal(lq.subset(np.array([1])).predictions, [[0, 0]])
+    with pytest.raises(ValueError, match=r"LabelQueries\.predictions must have shape \(2, n_queries\)"):
+        LabelQueries(record_ids=np.arange(2), labels=np.array([1, 0]), predictions=np.array([1, 0]))
+    with pytest.raises(TypeError, match=r"LabelQueries\.predictions must be integer labels"):
+        LabelQueries(record_ids=np.arange(2), labels=np.array([1, 0]), predictions=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"LabelQueries\.labels must have shape \(2,\)"):
+        LabelQueries(record_ids=np.arange(2), labels=np.array([1]), predictions=np.zeros((2, 2), int))
+
+
+# ----------------------------------------------------------------------------------------------
+# AuditSplit
+# ----------------------------------------------------------------------------------------------
+def _split_parts(**overrides):
+    parts = dict(members=np.array([0, 1, 2]), train_rest=np.array([3, 4]), validation=np.array([5]),
+                 nonmembers=np.array([6, 7, 8]), test=np.array([9, 10]), pool=np.array([11, 12, 13, 14]))
+    parts.update(overrides)
+    return parts
+
+
+def test_split_is_a_partition_of_what_it_lists():
+    split = AuditSplit(**_split_parts(), n_records=20, seed=7)
+    every = np.concatenate([getattr(split, p) for p in
+                            ("members", "train_rest", "validation", "nonmembers", "test", "pool")])
+    assert np.unique(every).size == every.size == 15
+    assert split.sizes() == {"members": 3, "train_rest": 2, "validation": 1, "nonmembers": 3,
+                             "test": 2, "pool": 4}
+    np.testing.assert_array_equal(split.target_train, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(split.evaluated, [0, 1, 2, 6, 7, 8])
+    np.testing.assert_array_equal(split.evaluated_membership, [True] * 3 + [False] * 3)
+    assert split.evaluated_membership.dtype == np.bool_
+    assert not split.members.flags.writeable
+
+
+def test_split_refuses_overlaps_naming_the_parts():
+    parts = _split_parts(pool=np.array([11, 12, 0, 1]), test=np.array([9, 6]))
+    with pytest.raises(ValueError, match=r"pairwise disjoint") as info:
+        AuditSplit(**parts, n_records=20)
+    msg = str(info.value)
+    assert "members/pool: 2" in msg and "nonmembers/test: 1" in msg
+    assert "train_rest" not in msg  # parts that do not overlap are not named
+
+
+@pytest.mark.parametrize("overrides, n_records, pattern", [
+    ({"members": np.array([], dtype=int)}, 20, r"AuditSplit\.members must not be empty"),
+    ({"nonmembers": np.array([], dtype=int)}, 20, r"AuditSplit\.nonmembers must not be empty"),
+    ({}, 14, r"AuditSplit\.pool must index a dataset of 14 records, got id 14"),
+    ({"test": np.array([9, 9])}, 20, r"AuditSplit\.test must not repeat"),
+    ({}, 0, r"n_records must be a positive int"),
+])
+def test_split_validation(overrides, n_records, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        AuditSplit(**_split_parts(**overrides), n_records=n_records)
+
+
+def test_split_round_trips_through_json():
+    split = AuditSplit(**_split_parts(validation=np.array([], dtype=int)), n_records=20, seed=3)
+    data = json.loads(json.dumps(split.to_dict()))
+    back = AuditSplit.from_dict(data)
+    for part in ("members", "train_rest", "validation", "nonmembers", "test", "pool"):
+        np.testing.assert_array_equal(getattr(back, part), getattr(split, part))
+        assert getattr(back, part).dtype == np.int64
+    assert back.n_records == 20 and back.seed == 3
+    del data["pool"]
+    with pytest.raises(KeyError, match="pool"):
+        AuditSplit.from_dict(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# MembershipMatrix
+# ----------------------------------------------------------------------------------------------
+def test_membership_matrix_orientation():
+    m = np.array([[True, False, True, False, True], [False, True, False, True, False]])
+    mm = MembershipMatrix(matrix=m, record_ids=np.array([10, 11, 12, 13, 14]))
+    assert (mm.n_models, mm.n_records) == (2, 5)
+    assert not mm.matrix.flags.writeable
+    with pytest.raises(ValueError, match=r"MembershipMatrix\.record_ids must have one id per column \(2\), got 5"):
+        MembershipMatrix(matrix=m.T, record_ids=np.array([10, 11, 12, 13, 14]))  # transposed
+
+
+@pytest.mark.parametrize("matrix, ids, exc, pattern", [
+    (np.zeros((2, 3), dtype=int), np.arange(3), TypeError, r"MembershipMatrix\.matrix must be bool"),
+    (np.zeros(3, dtype=bool), np.arange(3), ValueError, r"MembershipMatrix\.matrix must be 2-D"),
+    (np.zeros((2, 3), dtype=bool), np.array([0, 0, 1]), ValueError, r"MembershipMatrix\.record_ids must not repeat"),
+])
+def test_membership_matrix_validation(matrix, ids, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        MembershipMatrix(matrix=matrix, record_ids=ids)
+
+
+# ----------------------------------------------------------------------------------------------
+# AttackResult
+# ----------------------------------------------------------------------------------------------
+def _result(**overrides):
+    kw = dict(attack="loss", record_ids=np.arange(4), labels=np.array([0, 1, 0, 1]),
+              scores=np.array([0.9, 0.1, 0.5, 0.4]), is_member=np.array([True, True, False, False]),
+              threshold=0.45)
+    kw.update(overrides)
+    return AttackResult(**kw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_attack_result_refuses_non_finite_scores(bad):
+    with pytest.raises(ValueError, match=r"scores of attack 'loss' must be finite"):
+        _result(scores=np.array([0.9, bad, 0.5, 0.4]))
+
+
+def test_attack_result_records():
+    res = _result(scores=np.array([1, 0, 0, 1]))  # integer scores are stored as float64
+    assert res.scores.dtype == np.float64 and not res.scores.flags.writeable
+    np.testing.assert_array_equal(res.predicted_member, [True, False, False, True])
+    assert _result(threshold=np.inf).predicted_member.sum() == 0  # +inf: flag nobody, allowed
+    with pytest.raises(ValueError, match=r"AttackResult\.threshold must not be NaN"):
+        _result(threshold=float("nan"))
+    with pytest.raises(ValueError, match=r"AttackResult\.is_member must be bool"):
+        _result(is_member=np.array([1, 1, 0, 0]))
+    with pytest.raises(ValueError, match=r"AttackResult\.scores must have shape \(4,\)"):
+        _result(scores=np.zeros(3))
+    with pytest.raises(ValueError, match=r"AttackResult\.labels must have shape \(4,\)"):
+        _result(labels=np.zeros(5, int))
