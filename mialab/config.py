@@ -58,6 +58,7 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         from mialab.attacks import attack_names  # the registry owns the valid names
+        from mialab.attacks.base import check_attack_params
 
         check_seed(self.seed, name="seed")
         if isinstance(self.attacks, str):
@@ -74,6 +75,8 @@ class AuditConfig:
         stray = sorted(set(self.attack_params) - set(self.attacks))
         if stray:
             raise ValueError(f"attack_params given for attacks that are not run: {stray} (running {list(self.attacks)})")
+        for attack, params in self.attack_params.items():
+            check_attack_params(attack, params)
         for name in ("n_shadows", "n_bootstrap"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -83,6 +86,12 @@ class AuditConfig:
             raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
+        bad_fpr = [f for f in self.fpr_targets if not 0.0 < f < 1.0]
+        if bad_fpr or not self.fpr_targets:
+            raise ValueError(f"fpr_targets must be FPRs in (0, 1), got {list(self.fpr_targets)}")
+        if self.training.early_stopping_patience is not None and not self.n_validation:
+            raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
+                             f"(got n_validation={self.n_validation})")
 
     # -- conversions ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -29,7 +29,8 @@ _MAX_SEED = 2**63 - 1
 
 
 def check_seed(seed: object, *, name: str = "seed") -> int:
-    """Return ``seed`` as a non-negative ``int`` or raise a ``ValueError`` naming ``name``."""
+    """Return ``seed`` as a non-negative ``int``; ``TypeError`` for a non-int, ``ValueError``
+    for one out of range, each naming ``name``."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"{name} must be a non-negative int, got {seed!r} ({type(seed).__name__})")
     if seed < 0 or seed > _MAX_SEED:
@@ -45,7 +46,11 @@ def derive_seed(root: int, *purpose: object) -> int:
     mapping uses SHA-256, so it does not depend on Python's hash randomisation.
     """
     root = check_seed(root, name="root seed")
-    text = "/".join([str(root), *map(str, purpose)]).encode()
+    for part in purpose:
+        if not isinstance(part, (str, int, np.integer)) or isinstance(part, (bool, np.bool_)):
+            raise TypeError(f"purpose parts must be str or int, got {part!r} ({type(part).__name__})")
+    # repr keeps ("shadow", 3), ("shadow", "3") and ("shadow/3",) apart; NUL cannot occur in a repr
+    text = "\x00".join([str(root), *(repr(p if isinstance(p, str) else int(p)) for p in purpose)]).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & _MAX_SEED
 
 
@@ -73,5 +78,6 @@ def torch_seeded(seed: int) -> Iterator[None]:
     import torch
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(check_seed(seed))
+        # the CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's
+        torch.default_generator.manual_seed(check_seed(seed))
         yield

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
 
@@ -36,6 +36,7 @@ __all__ = [
     "ATTACKS",
     "register_attack",
     "make_attack",
+    "check_attack_params",
     "attack_names",
 ]
 
@@ -191,15 +192,21 @@ def attack_names() -> list[str]:
     return list(ATTACKS)
 
 
-def make_attack(name: str, **params: Any) -> Attack:
-    """Create the attack registered as ``name``; ``params`` override its defaults."""
+def check_attack_params(name: str, params: Mapping[str, Any]) -> None:
+    """Refuse an unknown attack name or parameter, listing the valid ones."""
     if name not in ATTACKS:
         raise ValueError(f"attack must be one of {attack_names()}, got {name!r}")
-    cls, defaults = ATTACKS[name]
+    cls, _ = ATTACKS[name]
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(f"attack {name!r} takes parameters {allowed}, got unknown {unknown}")
+
+
+def make_attack(name: str, **params: Any) -> Attack:
+    """Create the attack registered as ``name``; ``params`` override its defaults."""
+    check_attack_params(name, params)
+    cls, defaults = ATTACKS[name]
     attack = cls(**{**defaults, **params})
     attack.name = name  # the registered name, e.g. "loss" for a MetricAttack
     return attack

@@ -27,11 +27,12 @@ def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 4096) -
     was_training = model.training
     model.eval()
     try:
+        # range(0, n) is empty for n == 0: run one empty batch so logits keep their class axis
         chunks = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32)).double().numpy()
-                  for i in range(0, X.shape[0], batch_size)]
+                  for i in range(0, max(X.shape[0], 1), batch_size)]
     finally:
         model.train(was_training)
-    logits = np.concatenate(chunks) if chunks else np.zeros((0, 0))
+    logits = np.concatenate(chunks)
     check_finite(logits, name="model logits")
     return logits
 

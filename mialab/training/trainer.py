@@ -182,7 +182,7 @@ def train_model(
                 loss = nn.functional.cross_entropy(model(Xt[idx]), yt[idx])
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"training loss became {float(loss)} at epoch {epoch}: lower the learning rate "
+                        f"training loss became {loss.item()} at epoch {epoch}: lower the learning rate "
                         f"(lr={config.lr})"
                     )
                 loss.backward()
