@@ -268,10 +268,17 @@ class ModelOutputs:
 
     # -- derived, float64 ----------------------------------------------------------------------
     def log_probs(self) -> np.ndarray:
-        """log-softmax of the logits, float64, same shape as ``logits``."""
+        """log-softmax of the logits, float64, same shape as ``logits``.
+
+        ``log sum_j exp(z_j - z_max)`` is computed as ``log1p`` of the non-maximal terms, so the
+        loss of a very confident prediction stays resolved (``e^-40`` rather than 0).
+        """
         z = self.logits.astype(np.float64)
-        z = z - z.max(axis=-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        top = z.argmax(axis=-1)[..., None]
+        z = z - np.take_along_axis(z, top, axis=-1)
+        e = np.exp(z)
+        np.put_along_axis(e, top, 0.0, axis=-1)
+        return z - np.log1p(e.sum(axis=-1, keepdims=True))
 
     def probabilities(self) -> np.ndarray:
         return np.exp(self.log_probs())

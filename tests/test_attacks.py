@@ -177,11 +177,6 @@ def test_choose_threshold_refuses_nan():
         choose_threshold(np.array([0.1, np.nan]), np.array([True, False]))
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason=(
-    "base.py choose_threshold: (s[i] + lower) / 2 rounds to `lower` for adjacent floats and "
-    "overflows to inf for scores near the float64 maximum, so the returned rule no longer flags "
-    "what was chosen"))
 @pytest.mark.parametrize("high, low", [
     (np.nextafter(1.0, 2.0), 1.0),  # adjacent floats: the midpoint rounds (to even) onto 1.0
     (1.7e308, 1.6e308),  # the sum overflows: threshold inf, nobody flagged
@@ -404,10 +399,6 @@ def test_classwise_fallbacks_to_the_global_threshold():
         attack.score(three)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "metric.py MetricAttack._fit: when the global threshold is +inf too, classes whose calibration "
-    "says 'flag nobody' get threshold 0.0, a value in signal units (p = 0.5 for the confidence "
-    "signals), so the class-wise attack flags records the global attack would not"))
 def test_classwise_flags_nobody_where_calibration_says_nobody():
     # members are *less* confident than non-members in every class: no rule beats chance
     ids = np.arange(40)
@@ -494,7 +485,10 @@ def test_shadow_top_k_validation():
         with pytest.raises(ValueError, match=rf"top_k must be in \[1, {N_CLASSES}\], got {bad}"):
             ShadowModelAttack(top_k=bad, max_iter=5).fit(data)
     attack = ShadowModelAttack(top_k=2, max_iter=20).fit(data)
-    assert attack.global_classifier_.n_features_in_ == 2 + N_CLASSES  # top-2 log-probs + one-hot label
+    # top-2 log-probs + the true class's logit-scaled confidence + one-hot label
+    assert attack.global_classifier_.n_features_in_ == 2 + 1 + N_CLASSES
+    plain = ShadowModelAttack(top_k=2, max_iter=5, true_class=False).fit(data)
+    assert plain.global_classifier_.n_features_in_ == 2 + N_CLASSES
     obs, _ = synthetic_target("logits")
     assert attack.score(obs).shape == (obs.n_records,)
     five = ModelOutputs(record_ids=np.arange(2), labels=np.array([0, 4]), logits=np.zeros((2, 5)))
@@ -533,18 +527,18 @@ def test_shift_oracle_hand_case():
 
 def test_perturb_tabular_shapes_and_noise():
     X = np.zeros((50, 20), dtype=np.float32)
-    out = perturb(X, n_queries=8, noise=0.5, max_shift=1, flip=True, rng=np.random.default_rng(0))
+    out = perturb(X, n_queries=8, noise=0.5, max_shift=1, flip=True, record_seeds=np.arange(X.shape[0]) + 0)
     assert out.shape == (50, 9, 20) and out.dtype == np.float32
     np.testing.assert_array_equal(out[:, 0], X)  # query 0 is the record itself
     assert abs(out[:, 1:].mean()) < 0.02 and abs(out[:, 1:].std() - 0.5) < 0.02
-    same = perturb(X, n_queries=8, noise=0.0, max_shift=1, flip=True, rng=np.random.default_rng(0))
+    same = perturb(X, n_queries=8, noise=0.0, max_shift=1, flip=True, record_seeds=np.arange(X.shape[0]) + 0)
     np.testing.assert_array_equal(same, np.repeat(X[:, None], 9, axis=1))  # no noise: exact copies
 
 
 def test_perturb_image_shift_zero_fill_hand_case():
     rng = np.random.default_rng(0)
     X = rng.integers(1, 100, size=(3, 2, 3, 3)).astype(np.float32)  # nonzero, distinct-ish pixels
-    out = perturb(X, n_queries=100, noise=0.0, max_shift=1, flip=False, rng=np.random.default_rng(7))
+    out = perturb(X, n_queries=100, noise=0.0, max_shift=1, flip=False, record_seeds=np.arange(X.shape[0]) + 7)
     assert out.shape == (3, 101, 2, 3, 3)
     np.testing.assert_array_equal(out[:, 0], X)
     for i in range(3):
@@ -559,22 +553,32 @@ def test_perturb_image_shift_zero_fill_hand_case():
 
 def test_perturb_image_flip_is_horizontal():
     X = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3)
-    out = perturb(X, n_queries=30, noise=0.0, max_shift=0, flip=True, rng=np.random.default_rng(1))
+    out = perturb(X, n_queries=30, noise=0.0, max_shift=0, flip=True, record_seeds=np.arange(X.shape[0]) + 1)
     for i in range(2):
         flipped = np.array([np.array_equal(out[i, q], X[i, :, :, ::-1]) for q in range(1, 31)])
         kept = np.array([np.array_equal(out[i, q], X[i]) for q in range(1, 31)])
         assert np.all(flipped ^ kept) and flipped.any() and kept.any()
 
 
-def test_perturb_is_reproducible_from_the_rng():
+def test_perturb_is_reproducible_from_the_record_seeds():
     X = np.random.default_rng(0).random((4, 1, 5, 5)).astype(np.float32)
     kw = dict(n_queries=6, noise=0.1, max_shift=2, flip=True)
-    a = perturb(X, rng=np.random.default_rng(3), **kw)
-    b = perturb(X, rng=np.random.default_rng(3), **kw)
-    c = perturb(X, rng=np.random.default_rng(4), **kw)
+    a = perturb(X, record_seeds=np.arange(X.shape[0]) + 3, **kw)
+    b = perturb(X, record_seeds=np.arange(X.shape[0]) + 3, **kw)
+    c = perturb(X, record_seeds=np.arange(X.shape[0]) + 4, **kw)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(X, np.random.default_rng(0).random((4, 1, 5, 5)).astype(np.float32))
+    # a record's copies depend on its own seed only, not on the other records in the batch
+    np.testing.assert_array_equal(perturb(X[2:3], record_seeds=np.array([5]), **kw)[0], a[2])
+
+
+def test_perturb_refuses_bad_record_seeds_and_label_only_refuses_oversized_shift():
+    X = np.zeros((2, 1, 3, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="record_seeds"):
+        perturb(X, n_queries=2, noise=0.0, max_shift=1, flip=False, record_seeds=np.arange(3))
+    with pytest.raises(ValueError, match="max_shift"):
+        LabelOnlyAttack(max_shift=3).observe(lambda x: np.zeros((x.shape[0], 2)), X, np.zeros(2, int), np.arange(2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -658,10 +662,6 @@ def test_observe_chunking_matches_one_batch(monkeypatch, kind):
     np.testing.assert_array_equal(chunked.predictions, whole.predictions)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "label_only.py LabelOnlyAttack.observe/perturb: one rng is consumed chunk by chunk and perturb "
-    "draws shifts, flips, then noise per call, so the draws a record gets depend on "
-    "_CHUNK_ELEMENTS (i.e. on the input size), not only on the seed"))
 def test_observe_chunking_matches_one_batch_with_shifts(monkeypatch):
     X, y, ids = image_records()
     attack = LabelOnlyAttack(n_queries=5, noise=0.1, max_shift=1, flip=True)

@@ -105,8 +105,10 @@ def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
     i = int(np.argmax(gain))
     if gain[i] <= 0:
         return float("inf")
-    lower = s[i + 1] if i + 1 < s.size else s[i] - 1.0
-    return float((s[i] + lower) / 2) if np.isfinite(lower) else float(s[i])
+    # gain > 0 means some record is left unflagged, so s[i + 1] exists and is < s[i]
+    lower = s[i + 1]
+    mid = s[i] / 2 + lower / 2  # halves first: no overflow near the float64 maximum
+    return float(mid) if lower < mid <= s[i] else float(s[i])
 
 
 class Attack(ABC):

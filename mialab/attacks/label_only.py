@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, register_attack
-from mialab.seeding import derive_seed, numpy_rng
+from mialab.seeding import derive_seed
 from mialab.types import LabelQueries
 
 __all__ = ["LabelOnlyAttack", "perturb"]
@@ -21,24 +21,40 @@ _CHUNK_ELEMENTS = 1 << 22  # floats per query chunk (~16 MB): keeps the batch ca
 
 
 def perturb(X: np.ndarray, *, n_queries: int, noise: float, max_shift: int, flip: bool,
-            rng: np.random.Generator) -> np.ndarray:
+            record_seeds: np.ndarray) -> np.ndarray:
     """``(n, 1 + n_queries, *shape)``: each record itself, then ``n_queries`` perturbed copies.
 
     Tabular ``(n, d)``: ``x + noise * N(0, 1)``. Images ``(n, C, H, W)``: a random shift in
     ``[-max_shift, max_shift]`` per axis with zero fill, a horizontal flip with probability 1/2
-    when ``flip``, then Gaussian noise.
+    when ``flip``, then Gaussian noise. Record ``i`` draws from its own generator seeded by
+    ``record_seeds[i]``, so its copies do not depend on which other records are queried with it
+    or on how the queries are chunked.
     """
     n = X.shape[0]
-    out = np.repeat(X[:, None], 1 + n_queries, axis=1).astype(np.float32)
+    record_seeds = np.asarray(record_seeds)
+    if record_seeds.shape != (n,):
+        raise ValueError(f"record_seeds must have shape ({n},), got {record_seeds.shape}")
+    dtype = X.dtype if X.dtype.kind == "f" else np.float32
+    out = np.repeat(X[:, None], 1 + n_queries, axis=1).astype(dtype, copy=False)
+    image = X.ndim == 4
+    shifts = np.zeros((n, n_queries, 2), dtype=np.int64)
+    flips = np.zeros((n, n_queries), dtype=bool)
+    noises = np.zeros((n, n_queries) + X.shape[1:], dtype=dtype) if noise > 0 else None
+    for i in range(n):
+        rng = np.random.default_rng(int(record_seeds[i]))
+        if image:
+            shifts[i] = rng.integers(-max_shift, max_shift + 1, size=(n_queries, 2))
+            if flip:
+                flips[i] = rng.random(n_queries) < 0.5
+        if noises is not None:
+            noises[i] = noise * rng.standard_normal((n_queries,) + X.shape[1:])
     q = out[:, 1:]
-    if X.ndim == 4 and (max_shift > 0 or flip):
-        shifts = rng.integers(-max_shift, max_shift + 1, size=(n, n_queries, 2))
-        flips = rng.random((n, n_queries)) < 0.5 if flip else np.zeros((n, n_queries), bool)
+    if image and (max_shift > 0 or flip):
         H, W = X.shape[2], X.shape[3]
         for dy in range(-max_shift, max_shift + 1):  # few distinct shifts: vectorise over records
             for dx in range(-max_shift, max_shift + 1):
                 sel = (shifts[..., 0] == dy) & (shifts[..., 1] == dx)
-                if not sel.any():
+                if not sel.any() or (dy == 0 and dx == 0):
                     continue
                 src = q[sel]
                 dst = np.zeros_like(src)
@@ -46,8 +62,8 @@ def perturb(X: np.ndarray, *, n_queries: int, noise: float, max_shift: int, flip
                     src[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
                 q[sel] = dst
         q[flips] = q[flips][..., ::-1]
-    if noise > 0:
-        q += (noise * rng.standard_normal(q.shape)).astype(np.float32)
+    if noises is not None:
+        q += noises
     return out
 
 
@@ -82,20 +98,26 @@ class LabelOnlyAttack(Attack):
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
 
+    def _check_shape(self, X: np.ndarray) -> None:
+        if X.ndim == 4 and self.max_shift >= min(X.shape[2], X.shape[3]):
+            raise ValueError(f"max_shift must be smaller than the image side {min(X.shape[2:])}, "
+                             f"got {self.max_shift}")
+
     def observe(self, query: Query, X: np.ndarray, y: np.ndarray, record_ids: np.ndarray) -> LabelQueries:
         """Query ``query`` on each record and its perturbed copies; keep only the argmax labels."""
         self._check_params()
         X = np.asarray(X)
+        self._check_shape(X)
         record_ids = np.asarray(record_ids)
-        # the noise depends on the queried record set, so every shadow model sees the same queries
-        rng = numpy_rng(derive_seed(self.random_state, "label-only", record_ids.size,
-                                    int(record_ids.sum()) if record_ids.size else 0))
+        # one generator per record id: every model sees the same copies of a record
+        base = derive_seed(self.random_state, "label-only")
+        seeds = np.array([derive_seed(base, int(r)) for r in record_ids], dtype=np.int64)
         per_record = (1 + self.n_queries) * int(np.prod(X.shape[1:]))
         chunk = max(1, _CHUNK_ELEMENTS // per_record)
         preds = []
         for i in range(0, X.shape[0], chunk):
             batch = perturb(X[i:i + chunk], n_queries=self.n_queries, noise=self.noise,
-                            max_shift=self.max_shift, flip=self.flip, rng=rng)
+                            max_shift=self.max_shift, flip=self.flip, record_seeds=seeds[i:i + chunk])
             flat = batch.reshape((-1,) + X.shape[1:])
             out = np.asarray(query(flat))
             labels = out.argmax(axis=-1) if out.ndim == 2 else out  # logits or labels

@@ -68,14 +68,14 @@ class MetricAttack(Attack):
             self.threshold_ = global_thr
             return
         n_classes = data.observations[0].n_classes
-        thresholds = np.full(n_classes, global_thr)
+        # "flag nobody", kept finite so scores stay finite: above every calibration signal
+        nobody = float(signals.max()) + 1.0
+        thresholds = np.full(n_classes, global_thr if np.isfinite(global_thr) else nobody)
         for c in range(n_classes):
             sel = labels == c
-            if member[sel].any() and (~member[sel]).any():
-                thresholds[c] = choose_threshold(signals[sel], member[sel])
-        # a class whose best rule is "nobody" (+inf) keeps the global threshold
-        bad = ~np.isfinite(thresholds)
-        thresholds[bad] = global_thr if np.isfinite(global_thr) else 0.0
+            if member[sel].any() and (~member[sel]).any():  # otherwise keep the global rule
+                thr = choose_threshold(signals[sel], member[sel])
+                thresholds[c] = thr if np.isfinite(thr) else nobody
         self.class_thresholds_ = thresholds
         self.threshold_ = 0.0
 
