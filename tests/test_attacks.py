@@ -33,26 +33,6 @@ LOGIT_ATTACKS = [n for n in attack_names() if make_attack(n).access == "logits"]
 N_CLASSES = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this module single-threaded, then restore the thread counts.
-
-    Why: every model and attack classifier here is tiny, and on a shared 2-core machine the
-    OpenMP pools of PyTorch and scikit-learn oversubscribe the cores and spin; training the
-    digits MLP was measured ~10x slower with 2 threads than with 1 under load.
-    """
-    from threadpoolctl import threadpool_limits
-
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------------------------
 # synthetic observations: members get a larger true-class logit (more peaked, lower loss)
 # ----------------------------------------------------------------------------------------------

@@ -14,16 +14,6 @@ from mialab.training import TrainConfig, train_model
 MAX_SEED = 2**63 - 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine the
-    thread pool's spin-waiting makes them ~100x slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def restore_global_rng():
     """Tests below seed the global generators on purpose (playing the user); put them back."""

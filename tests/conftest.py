@@ -1,0 +1,26 @@
+"""Shared test setup."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Run the suite single-threaded, then restore the thread counts.
+
+    Every model and attack classifier in the tests is tiny; on a shared 2-core machine the
+    OpenMP pools of PyTorch and scikit-learn oversubscribe the cores and spin (training a digits
+    MLP was measured ~10x slower with 2 threads than with 1 under load). Results do not depend
+    on the thread count for these models; timings belong in benchmarks, not tests.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
