@@ -33,6 +33,12 @@ __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "run_a
 log = logging.getLogger("mialab")
 
 
+def _progress_bar(*, total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
+
+
 def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
     if quiet:
         return iterable
@@ -50,15 +56,22 @@ def _model_fn(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> 
 
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
-                 seed: int = 0) -> TrainedModel:
+                 seed: int = 0, quiet: bool = True) -> TrainedModel:
     """Train the target on ``split.target_train`` (members included); utility on ``split.test``,
     early stopping (if configured) on ``split.validation``."""
     fn = _model_fn(dataset, model, model_params or {})
     train_ids = split.target_train
     validation = (dataset.X[split.validation], dataset.y[split.validation]) if split.validation.size else None
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
-    return train_model(fn, dataset.X[train_ids], dataset.y[train_ids], config=training or TrainConfig(),
-                       seed=derive_seed(seed, "target"), validation=validation, test=test)
+    training = training or TrainConfig()
+    bar = None if quiet else _progress_bar(total=training.epochs, desc="target model (epochs)")
+    try:
+        return train_model(fn, dataset.X[train_ids], dataset.y[train_ids], config=training,
+                           seed=derive_seed(seed, "target"), validation=validation, test=test,
+                           on_epoch=None if bar is None else (lambda done: bar.update(1)))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int,
@@ -189,7 +202,7 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     t = time.perf_counter()
     model_params = dict(config.model_params)
     target = train_target(data, split, model=config.model, model_params=model_params,
-                          training=config.training, seed=config.seed)
+                          training=config.training, seed=config.seed, quiet=quiet)
     timings["target_training_s"] = time.perf_counter() - t
     log.info("target: %s", target.summary())
 

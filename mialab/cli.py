@@ -97,7 +97,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from mialab.report import summary_table
 
     if (args.csv is None) != (args.label_column is None):
-        raise SystemExit("mialab audit: --csv and --label-column go together")
+        raise ValueError("--csv and --label-column go together: give both or neither")
     config = config_from_args(args)
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"
     data = from_csv(args.csv, label_column=args.label_column) if args.csv is not None else config.dataset

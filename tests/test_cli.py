@@ -64,3 +64,20 @@ def test_ci_runs_the_readme_test_command():
     assert match, "README.md must mark its test command with <!-- test-command -->"
     command = match.group(1).strip()
     assert command in (REPO / ".ci" / "run").read_text()
+
+
+def test_cli_audits_a_csv_file(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    path = tmp_path / "digits.csv"
+    header = ",".join(f"px{i}" for i in range(64)) + ",digit"
+    rows = [",".join(f"{v / 16:.4f}" for v in x) + f",d{t}" for x, t in zip(d.data, d.target)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["audit", "--csv", str(path), "--label-column", "digit", "--attacks", "loss",
+                 "--shadows", "2", "--epochs", "2", "--bootstrap", "50", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["dataset"]["name"] == "digits" and data["dataset"]["n_classes"] == 10
+    assert "csv" in data["dataset"]["source"] or str(path) in data["dataset"]["source"]
+    assert main(["audit", "--csv", str(path), "--quiet"]) != 0  # --label-column is required with --csv

@@ -468,3 +468,12 @@ def test_collect_outputs_refuses_misaligned_ids(digits):
     model = built("logreg", (64,))
     with pytest.raises(ValueError, match="one row per record id"):
         collect_outputs(logit_query(model), X[:5], y[:5], np.arange(4))
+
+
+def test_on_epoch_reports_every_finished_epoch():
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    seen: list[int] = []
+    train_model(lambda: build_model("logreg", input_shape=(4,), n_classes=2), X, y,
+                config=TrainConfig(epochs=3), seed=0, on_epoch=seen.append)
+    assert seen == [1, 2, 3]

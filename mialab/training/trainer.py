@@ -139,13 +139,15 @@ def train_model(
     seed: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> TrainedModel:
     """Build a model with ``model_fn`` and train it on ``(X, y)``.
 
     ``X``: ``(n, *input_shape)`` float, ``y``: ``(n,)`` int labels. ``seed`` determines the
     initialisation, the data order and dropout through separate derived seeds, so training is
     bit-for-bit reproducible on CPU; the caller's global RNG state is left untouched.
-    ``validation`` is required for early stopping; ``test`` measures utility.
+    ``validation`` is required for early stopping; ``test`` measures utility. ``on_epoch`` is
+    called with the number of finished epochs after each epoch (progress reporting).
 
     Example
     -------
@@ -188,6 +190,8 @@ def train_model(
                 loss.backward()
                 optimizer.step()
             epochs_run = epoch + 1
+            if on_epoch is not None:
+                on_epoch(epochs_run)
             if val is not None:
                 val_loss, val_acc = _evaluate(model, *val)
                 history.append({"epoch": epochs_run, "val_loss": val_loss, "val_accuracy": val_acc})
