@@ -131,16 +131,29 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
 
 
 def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset: Dataset,
-               split: AuditSplit, membership: MembershipMatrix) -> AttackResult:
+               split: AuditSplit, membership: MembershipMatrix, *,
+               cache: dict[str, Any] | None = None) -> AttackResult:
     """Fit ``attack`` on the shadow models' view of the pool, then score the evaluated records.
 
     ``target`` and ``shadows`` are query functions ``X -> logits`` (what each model releases).
+    ``cache`` (a dict the caller keeps across attacks) reuses the plain one-query-per-record
+    observations among attacks that observe the same way, so the models are queried once.
     """
-    pool = membership.record_ids
-    observations = tuple(attack.observe(q, dataset.X[pool], dataset.y[pool], pool) for q in shadows)
-    attack.fit(AttackerData(observations=observations, membership=membership))
-    ids = split.evaluated
-    scores = attack.score(attack.observe(target, dataset.X[ids], dataset.y[ids], ids))
+    pool, ids = membership.record_ids, split.evaluated
+
+    def observe() -> tuple[tuple[Any, ...], Any]:
+        shadow_obs = tuple(attack.observe(q, dataset.X[pool], dataset.y[pool], pool) for q in shadows)
+        return shadow_obs, attack.observe(target, dataset.X[ids], dataset.y[ids], ids)
+
+    plain = type(attack).observe is Attack.observe
+    if cache is not None and plain:
+        if "plain" not in cache:
+            cache["plain"] = observe()
+        shadow_obs, target_obs = cache["plain"]
+    else:
+        shadow_obs, target_obs = observe()
+    attack.fit(AttackerData(observations=shadow_obs, membership=membership))
+    scores = attack.score(target_obs)
     return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
                         is_member=split.evaluated_membership, threshold=attack.threshold_,
                         params=attack.get_params())
@@ -216,18 +229,20 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
 
     target_query = logit_query(target.model)
     shadow_queries = [logit_query(s.model) for s in shadows]
-    results, metrics = [], {}
+    results, metrics, cache = [], {}, {}
     for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
         t = time.perf_counter()
         params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
                   **config.attack_params.get(name, {})}
-        result = run_attack(make_attack(name, **params), target_query, shadow_queries, data, split, membership)
+        result = run_attack(make_attack(name, **params), target_query, shadow_queries, data, split, membership,
+                            cache=cache)
         results.append(result)
         metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
                                  seed=derive_seed(config.seed, "bootstrap", name))
         timings[f"attack_{name}_s"] = time.perf_counter() - t
     ids = split.evaluated
-    outputs = ModelOutputs(record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
+    outputs = cache["plain"][1] if "plain" in cache else ModelOutputs(
+        record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
     timings["total_s"] = time.perf_counter() - t0
 
     res = AuditResults(

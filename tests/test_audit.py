@@ -121,3 +121,27 @@ def test_quickstart_example_runs_as_written(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "worst-case attack" in printed
     assert (tmp_path / "runs" / "quickstart" / "results.json").is_file()
+
+
+def test_logit_attacks_share_one_query_per_model():
+    from mialab.attacks import make_attack
+    from mialab.audit import run_attack, shadow_membership
+
+    ds = mialab.load_dataset("digits")
+    split = mialab.make_split(ds.y, seed=0)
+    membership = shadow_membership(split.pool, 2, seed=0)
+    calls = []
+
+    def query(X):
+        calls.append(X.shape[0])
+        return np.random.default_rng(X.shape[0]).normal(size=(X.shape[0], ds.n_classes))
+
+    cache: dict = {}
+    a = run_attack(make_attack("loss"), query, [query, query], ds, split, membership, cache=cache)
+    b = run_attack(make_attack("entropy"), query, [query, query], ds, split, membership, cache=cache)
+    assert len(calls) == 3  # two shadows on the pool + the target, once for both attacks
+    uncached = run_attack(make_attack("entropy"), query, [query, query], ds, split, membership)
+    assert np.array_equal(b.scores, uncached.scores) and len(calls) == 6
+    run_attack(make_attack("label-only", n_queries=2), query, [query, query], ds, split, membership, cache=cache)
+    assert len(calls) > 6  # label-only observes its own perturbed queries
+    assert a.attack == "loss"
