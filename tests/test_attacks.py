@@ -51,8 +51,11 @@ def synthetic_logits(rng: np.random.Generator, labels: np.ndarray, member: np.nd
 
 
 def synthetic_label_queries(rng: np.random.Generator, record_ids: np.ndarray, labels: np.ndarray,
-                            member: np.ndarray, *, n_queries: int = 9) -> LabelQueries:
-    """Members keep their label under perturbation with probability 0.9, non-members 0.6."""
+                            member: np.ndarray, *, n_queries: int = 1 + 16 * 4) -> LabelQueries:
+    """Members keep their label under perturbation with probability 0.9, non-members 0.6.
+
+    The default width matches the default label-only attack: the original plus 16 copies at
+    each of 4 noise levels."""
     keep = rng.random((labels.size, n_queries)) < np.where(member, 0.9, 0.6)[:, None]
     wrong = (labels[:, None] + 1 + rng.integers(0, N_CLASSES - 1, keep.shape)) % N_CLASSES
     return LabelQueries(record_ids=record_ids, labels=labels,
@@ -662,9 +665,43 @@ def test_label_only_scores_are_fractions_correct():
     lq = LabelQueries(record_ids=np.arange(4), labels=np.array([0, 1, 2, 3]),
                       predictions=np.array([[0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 2], [1, 1, 1, 1]]))
     matrix = np.array([[True, True, False, False]])
-    attack = LabelOnlyAttack(n_queries=3).fit(AttackerData((lq,), MembershipMatrix(matrix, np.arange(4))))
+    attack = LabelOnlyAttack(n_queries=3, noise=0.1).fit(AttackerData((lq,), MembershipMatrix(matrix, np.arange(4))))
     np.testing.assert_array_equal(attack.score(lq), [1.0, 0.5, 0.25, 0.0])
     assert attack.threshold_ == (0.5 + 0.25) / 2
+    with pytest.raises(ValueError, match="queries per record"):
+        LabelOnlyAttack(n_queries=3).fit(AttackerData((lq,), MembershipMatrix(matrix, np.arange(4))))
+
+
+def test_label_only_tunes_the_noise_level_on_shadows():
+    """Three levels of 2 copies each: only the middle level separates members; fit keeps it and
+    scores with the original plus that level's copies."""
+    labels = np.zeros(4, dtype=int)
+    #        orig | level 0 | level 1 | level 2     (members: records 0 and 1)
+    pred = np.array([[0, 0, 0, 0, 0, 1, 1],
+                     [0, 1, 1, 0, 0, 1, 1],
+                     [0, 0, 0, 1, 1, 1, 1],
+                     [0, 1, 1, 1, 1, 1, 1]])
+    lq = LabelQueries(record_ids=np.arange(4), labels=labels, predictions=pred)
+    member = np.array([[True, True, False, False]])
+    attack = LabelOnlyAttack(n_queries=2, noise=(0.1, 0.2, 0.4))
+    attack.fit(AttackerData((lq,), MembershipMatrix(member, np.arange(4))))
+    assert (attack.level_index_, attack.noise_) == (1, 0.2)
+    np.testing.assert_allclose(attack.score(lq), [1.0, 1.0, 1 / 3, 1 / 3])
+
+
+def test_label_only_observes_each_level_with_its_own_noise():
+    X = np.zeros((3, 4), dtype=np.float32)
+    seen = []
+
+    def query(batch):
+        seen.append(batch.copy())
+        return np.tile([[1.0, 0.0]], (batch.shape[0], 1))
+
+    obs = LabelOnlyAttack(n_queries=5, noise=(0.0, 1.0)).observe(query, X, np.zeros(3, int), np.arange(3))
+    assert obs.predictions.shape == (3, 1 + 5 * 2)
+    assert len(seen) == 2 and seen[0].shape == (3 * 6, 4) and seen[1].shape == (3 * 5, 4)
+    assert np.all(seen[0] == 0)  # level 0: the originals and noiseless copies
+    assert 0.5 < seen[1].std() < 1.5  # level 1: unit noise
 
 
 # ----------------------------------------------------------------------------------------------

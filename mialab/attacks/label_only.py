@@ -1,10 +1,12 @@
 """Label-only data-augmentation attack (Choquette-Choo et al. 2021).
 
 The attacker sees predicted labels only. Each record is queried as itself and as
-``n_queries`` perturbed copies (Gaussian noise for tabular data; random shifts by up to
-``max_shift`` pixels, optional horizontal flips and noise for images). The score is the fraction
-of those queries whose predicted label equals the true label: a model tends to stay right
-around its training points. The threshold is calibrated on shadow models queried the same way.
+``n_queries`` perturbed copies per noise level (Gaussian noise for tabular data; random shifts
+by up to ``max_shift`` pixels, optional horizontal flips and noise for images). The score is the
+fraction of the original and one level's copies whose predicted label equals the true label: a
+model tends to stay right around its training points. How much noise separates members best
+depends on the model, so, as in the paper, the level is tuned on the shadow models (the one with
+the largest AUC), and the threshold is calibrated on them too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, register_attack
+from mialab.metrics import roc_auc
 from mialab.seeding import derive_seed
 from mialab.types import LabelQueries
 
@@ -68,12 +71,14 @@ def perturb(X: np.ndarray, *, n_queries: int, noise: float, max_shift: int, flip
 
 
 class LabelOnlyAttack(Attack):
-    """Score = fraction of (original + perturbed) queries labelled correctly.
+    """Score = fraction of the original and perturbed queries labelled correctly.
 
     Parameters
     ----------
-    n_queries: perturbed copies per record (the original is always queried too).
-    noise: standard deviation of the Gaussian noise, in feature units.
+    n_queries: perturbed copies per record and noise level (the original is queried once too).
+    noise: standard deviation of the Gaussian noise in feature units, or several candidate
+        levels; with several, :meth:`fit` keeps the one whose scores separate the shadow models'
+        members and non-members best (largest AUC; ``noise_``).
     max_shift: largest pixel shift for images (ignored for tabular data).
     flip: also flip images horizontally (only meaningful where mirror images share a label).
     """
@@ -82,19 +87,27 @@ class LabelOnlyAttack(Attack):
     access = "labels"
     observation_type = LabelQueries
 
-    def __init__(self, *, n_queries: int = 16, noise: float = 0.1, max_shift: int = 1,
-                 flip: bool = False, random_state: int = 0) -> None:
+    def __init__(self, *, n_queries: int = 16, noise: float | tuple[float, ...] = (0.05, 0.1, 0.2, 0.4),
+                 max_shift: int = 1, flip: bool = False, random_state: int = 0) -> None:
         super().__init__(random_state=random_state)
         self.n_queries = n_queries
         self.noise = noise
         self.max_shift = max_shift
         self.flip = flip
 
+    @property
+    def noise_levels(self) -> tuple[float, ...]:
+        levels = tuple(self.noise) if isinstance(self.noise, (tuple, list)) else (self.noise,)
+        bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, (int, float))
+               or not np.isfinite(v) or v < 0]
+        if not levels or bad:
+            raise ValueError(f"noise must be a finite float >= 0 or a non-empty sequence of them, got {self.noise!r}")
+        return tuple(float(v) for v in levels)
+
     def _check_params(self) -> None:
         if isinstance(self.n_queries, bool) or not isinstance(self.n_queries, int) or self.n_queries < 1:
             raise ValueError(f"n_queries must be a positive int, got {self.n_queries!r}")
-        if not np.isfinite(self.noise) or self.noise < 0:
-            raise ValueError(f"noise must be a finite float >= 0, got {self.noise!r}")
+        self.noise_levels  # noqa: B018  (validates)
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
 
@@ -104,33 +117,57 @@ class LabelOnlyAttack(Attack):
                              f"got {self.max_shift}")
 
     def observe(self, query: Query, X: np.ndarray, y: np.ndarray, record_ids: np.ndarray) -> LabelQueries:
-        """Query ``query`` on each record and its perturbed copies; keep only the argmax labels."""
+        """Query the original and ``n_queries`` copies per noise level; keep only the labels.
+
+        ``predictions`` columns: the original, then ``n_queries`` per level in ``noise`` order.
+        """
         self._check_params()
         X = np.asarray(X)
         self._check_shape(X)
         record_ids = np.asarray(record_ids)
-        # one generator per record id: every model sees the same copies of a record
+        levels = self.noise_levels
         base = derive_seed(self.random_state, "label-only")
-        seeds = np.array([derive_seed(base, int(r)) for r in record_ids], dtype=np.int64)
         per_record = (1 + self.n_queries) * int(np.prod(X.shape[1:]))
         chunk = max(1, _CHUNK_ELEMENTS // per_record)
-        preds = []
-        for i in range(0, X.shape[0], chunk):
-            batch = perturb(X[i:i + chunk], n_queries=self.n_queries, noise=self.noise,
-                            max_shift=self.max_shift, flip=self.flip, record_seeds=seeds[i:i + chunk])
-            flat = batch.reshape((-1,) + X.shape[1:])
-            out = np.asarray(query(flat))
-            labels = out.argmax(axis=-1) if out.ndim == 2 else out  # logits or labels
-            preds.append(labels.reshape(batch.shape[0], 1 + self.n_queries))
-        pred = np.concatenate(preds) if preds else np.zeros((0, 1 + self.n_queries), np.int64)
+        columns = []
+        for level_index, level in enumerate(levels):
+            # one generator per (level, record id): every model sees the same copies of a record
+            seeds = np.array([derive_seed(base, level_index, int(r)) for r in record_ids], dtype=np.int64)
+            preds = []
+            for i in range(0, X.shape[0], chunk):
+                batch = perturb(X[i:i + chunk], n_queries=self.n_queries, noise=level,
+                                max_shift=self.max_shift, flip=self.flip, record_seeds=seeds[i:i + chunk])
+                if level_index > 0:  # the original is queried once, with the first level
+                    batch = batch[:, 1:]
+                out = np.asarray(query(batch.reshape((-1,) + X.shape[1:])))
+                labels = out.argmax(axis=-1) if out.ndim == 2 else out  # logits or labels
+                preds.append(labels.reshape(batch.shape[0], batch.shape[1]))
+            width = self.n_queries + (1 if level_index == 0 else 0)
+            columns.append(np.concatenate(preds) if preds else np.zeros((0, width), np.int64))
+        pred = np.concatenate(columns, axis=1)
         return LabelQueries(record_ids=record_ids, labels=np.asarray(y), predictions=pred.astype(np.int64))
 
+    def _level_scores(self, observed: LabelQueries, level_index: int) -> np.ndarray:
+        expected = 1 + self.n_queries * len(self.noise_levels)
+        if observed.predictions.shape[1] != expected:
+            raise ValueError(f"label-only observations must have {expected} queries per record "
+                             f"(1 + n_queries x noise levels), got {observed.predictions.shape[1]}")
+        correct = observed.predictions == observed.labels[:, None]
+        start = 1 + level_index * self.n_queries
+        return np.concatenate([correct[:, :1], correct[:, start:start + self.n_queries]], axis=1).mean(axis=1)
+
     def _fit(self, data: AttackerData) -> None:
-        scores = np.concatenate([self._score(o) for o in data.observations])
-        self.threshold_ = choose_threshold(scores, data.membership.matrix.reshape(-1))
+        member = data.membership.matrix.reshape(-1)
+        best = None
+        for index, level in enumerate(self.noise_levels):
+            scores = np.concatenate([self._level_scores(o, index) for o in data.observations])
+            auc = roc_auc(scores, member)  # ranks the whole distribution: steadier than one threshold
+            if best is None or auc > best[0]:
+                best = (auc, index, level, choose_threshold(scores, member))
+        _, self.level_index_, self.noise_, self.threshold_ = best
 
     def _score(self, observed: LabelQueries) -> np.ndarray:
-        return (observed.predictions == observed.labels[:, None]).mean(axis=1)
+        return self._level_scores(observed, self.level_index_)
 
 
 register_attack("label-only", LabelOnlyAttack)

@@ -29,8 +29,10 @@ def plot_roc(results: AuditResults, path: str | Path) -> Path:
     n_non = None
     for name, m in results.metrics.items():
         label = f"{name} (AUC {m.auc:.3f})"
-        ax_lin.plot(m.roc_fpr, m.roc_tpr, label=label, drawstyle="steps-post")
-        ax_log.plot(m.roc_fpr, m.roc_tpr, label=label, drawstyle="steps-post")
+        # straight segments between ROC points: a run of tied scores is a diagonal, matching
+        # the AUC's half credit for ties (steps would draw ties as all-or-nothing)
+        ax_lin.plot(m.roc_fpr, m.roc_tpr, label=label)
+        ax_log.plot(m.roc_fpr, m.roc_tpr, label=label)
         n_non = m.n_nonmembers
     lo = 1.0 / n_non if n_non else 1e-3
     grid = np.logspace(np.log10(lo), 0, 50)

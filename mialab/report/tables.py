@@ -23,8 +23,10 @@ def summary_table(results: AuditResults) -> str:
         f"mialab audit: {ds['name']} ({ds['n_records']} records, {ds['n_classes']} classes), "
         f"model {results.config['model']}, seed {results.config['seed']}",
         f"split: {sizes['members']} members / {sizes['nonmembers']} non-members evaluated; "
-        f"target trained on {sizes['members'] + sizes['train_rest']}; attacker pool {sizes['pool']}; "
-        f"test {sizes['test']}",
+        f"target trained on {sizes['members'] + sizes['train_rest']}; attacker pool {sizes['pool']}"
+        + (f" (shadows drew from {results.shadow_membership.n_records})"
+           if results.shadow_membership is not None and results.shadow_membership.n_records != sizes['pool'] else "")
+        + f"; test {sizes['test']}",
         f"target: train acc {_pct(tgt['train_accuracy'])}, test acc "
         + (_pct(tgt['test_accuracy']) if tgt['test_accuracy'] is not None else "n/a")
         + (f", gap {100 * tgt['generalization_gap']:.1f} pts" if tgt['generalization_gap'] is not None else "")
