@@ -24,32 +24,30 @@ from mialab.data import Dataset, load_dataset, make_split
 from mialab.metrics import evaluate
 from mialab.models import build_model
 from mialab.results import AuditResults
-from mialab.seeding import derive_seed, numpy_rng
+from mialab.seeding import derive_seed, numpy_rng, torch_seeded
 from mialab.training import TrainConfig, TrainedModel, logit_query, train_model
-from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs
+from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs, as_index_array
 
 __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "run_attack", "versions"]
 
 log = logging.getLogger("mialab")
 
 
-def _progress_bar(*, total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
-
-
-def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
-    if quiet:
-        return iterable
+def _progress_bar(*, total: int, desc: str, iterable: Iterable[Any] | None = None):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
 
 
+def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
+    return iterable if quiet else _progress_bar(total=total, desc=desc, iterable=iterable)
+
+
 def _model_fn(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> Callable[[], Any]:
-    # build once now so bad names/hyperparameters fail before any training starts
-    build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes, **model_params)
+    # build once now so bad names/hyperparameters fail before any training starts; seeded in a
+    # fork so the throwaway initialisation does not advance the caller's global RNG
+    with torch_seeded(0):
+        build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes, **model_params)
     return lambda: build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes,
                                **model_params)
 
@@ -74,27 +72,42 @@ def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
             bar.close()
 
 
-def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int,
-                      n_pool: int | None = None) -> MembershipMatrix:
-    """Each shadow model trains on its own random half of the pool: bool ``(n_shadows, n_pool)``.
+def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int, n_pool: int | None = None,
+                      n_in: int | None = None) -> MembershipMatrix:
+    """Which pool records each shadow model trains on: bool ``(n_shadows, n_pool)``.
 
-    ``n_pool`` (optional) first draws that many records of ``pool`` at random, so shadows can be
-    sized like the target when the attacker's pool is much larger.
+    ``n_pool`` (optional) first draws that many records of ``pool`` at random. Each shadow then
+    trains on ``n_in`` random records of it (default: half), the rest being its known
+    non-members. :func:`audit` sets ``n_in`` to the target's training-set size when the pool
+    allows (Shokri et al.: shadows mimic the target), keeping at least a quarter of the pool out.
     """
-    pool = np.asarray(pool)
+    pool = as_index_array(pool, name="pool")
+    if isinstance(n_shadows, bool) or not isinstance(n_shadows, (int, np.integer)) or n_shadows < 1:
+        raise ValueError(f"n_shadows must be a positive int, got {n_shadows!r}")
     if n_pool is not None:
-        if n_pool > pool.size:
-            raise ValueError(f"n_attacker_pool must be at most the pool size {pool.size}, got {n_pool}")
+        if isinstance(n_pool, bool) or not isinstance(n_pool, (int, np.integer)) or not 4 <= n_pool <= pool.size:
+            raise ValueError(f"n_pool (n_attacker_pool) must be an int in [4, {pool.size}], got {n_pool!r}")
         pick = numpy_rng(derive_seed(seed, "attacker-pool")).permutation(pool.size)[:n_pool]
         pool = pool[np.sort(pick)]
     if pool.size < 4:
         raise ValueError(f"the attacker's pool needs at least 4 records for shadow models, got {pool.size}")
-    half = pool.size // 2
+    n_in = pool.size // 2 if n_in is None else n_in
+    if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or not 1 <= n_in < pool.size:
+        raise ValueError(f"n_in must be an int in [1, {pool.size - 1}] (pool of {pool.size}), got {n_in!r}")
     matrix = np.zeros((n_shadows, pool.size), dtype=bool)
     for k in range(n_shadows):
         rng = numpy_rng(derive_seed(seed, "shadow", k, "membership"))
-        matrix[k, rng.permutation(pool.size)[:half]] = True
+        matrix[k, rng.permutation(pool.size)[:n_in]] = True
     return MembershipMatrix(matrix=matrix, record_ids=pool)
+
+
+def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit) -> None:
+    """Attacker data must be disjoint from what the target trained on and what is evaluated."""
+    for part in ("members", "train_rest", "validation", "nonmembers"):
+        n = np.intersect1d(membership.record_ids, getattr(split, part)).size
+        if n:
+            raise ValueError(f"membership.record_ids (the attacker's records) must be disjoint from "
+                             f"split.{part}, got {n} shared record(s)")
 
 
 def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMatrix, *,
@@ -108,6 +121,10 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     non-members in the returned membership matrix. Utility is measured on ``split.test``.
     """
     training = training or TrainConfig()
+    _check_attacker_side(membership, split)
+    if training.early_stopping_patience is not None and not split.validation.size:
+        raise ValueError("early stopping (training.early_stopping_patience) needs split.validation: "
+                         "the shadows hold back the same fraction as the target, got an empty slice")
     fn = _model_fn(dataset, model, model_params or {})
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     val_fraction = split.validation.size / max(1, split.target_train.size + split.validation.size)
@@ -137,8 +154,11 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
 
     ``target`` and ``shadows`` are query functions ``X -> logits`` (what each model releases).
     ``cache`` (a dict the caller keeps across attacks) reuses the plain one-query-per-record
-    observations among attacks that observe the same way, so the models are queried once.
+    observations among attacks that observe the same way, so the models are queried once; it is
+    keyed by the identity of the models, membership and split, so reusing one dict with other
+    models cannot return stale observations.
     """
+    _check_attacker_side(membership, split)
     pool, ids = membership.record_ids, split.evaluated
 
     def observe() -> tuple[tuple[Any, ...], Any]:
@@ -147,9 +167,10 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
 
     plain = type(attack).observe is Attack.observe
     if cache is not None and plain:
-        if "plain" not in cache:
-            cache["plain"] = observe()
-        shadow_obs, target_obs = cache["plain"]
+        key = ("plain", id(target), tuple(map(id, shadows)), id(membership), id(split), id(dataset))
+        if key not in cache:  # the entry keeps the keyed objects alive, so their ids stay unique
+            cache[key] = (observe(), (target, tuple(shadows), membership, split, dataset))
+        shadow_obs, target_obs = cache[key][0]
     else:
         shadow_obs, target_obs = observe()
     attack.fit(AttackerData(observations=shadow_obs, membership=membership))
@@ -193,6 +214,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     >>> res.metrics["loss"].auc  # doctest: +SKIP
     """
     custom_data = isinstance(dataset, Dataset)
+    if custom_data and config is not None and config.dataset != dataset.name:
+        config = config.replace(dataset=dataset.name)  # record what was really audited
     if config is None:
         name = dataset.name if custom_data else (dataset or "digits")
         config = AuditConfig(dataset=name, model=model, seed=seed,
@@ -220,8 +243,11 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     log.info("target: %s", target.summary())
 
     t = time.perf_counter()
-    n_pool = config.n_attacker_pool or min(split.pool.size, 2 * split.target_train.size)
-    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed, n_pool=n_pool)
+    target_size = split.target_train.size + split.validation.size
+    n_pool = config.n_attacker_pool or min(split.pool.size, 2 * target_size)
+    # shadows mimic the target's training-set size, keeping at least a quarter of the pool out
+    n_in = min(target_size, n_pool - max(1, n_pool // 4))
+    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed, n_pool=n_pool, n_in=n_in)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet)
@@ -237,12 +263,12 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         result = run_attack(make_attack(name, **params), target_query, shadow_queries, data, split, membership,
                             cache=cache)
         results.append(result)
+        # one bootstrap seed for every attack: resamples are paired across attacks
         metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
-                                 seed=derive_seed(config.seed, "bootstrap", name))
+                                 seed=derive_seed(config.seed, "bootstrap"))
         timings[f"attack_{name}_s"] = time.perf_counter() - t
     ids = split.evaluated
-    outputs = cache["plain"][1] if "plain" in cache else ModelOutputs(
-        record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
+    outputs = ModelOutputs(record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
     timings["total_s"] = time.perf_counter() - t0
 
     res = AuditResults(

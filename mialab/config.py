@@ -30,8 +30,9 @@ class AuditConfig:
     attacks / attack_params: attack names and per-attack constructor overrides.
     n_shadows: shadow models, each trained on a random half of the attacker's pool.
     n_attacker_pool: how many pool records the shadow models draw from; ``None`` uses
-        ``min(pool, 2 * target training size)`` so each shadow trains on as many records as the
-        target (Shokri et al.'s setup) when the pool allows.
+        ``min(pool, 2 * target training size)``. Each shadow trains on as many of them as the
+        target trains on (Shokri et al.'s setup), but on at most three quarters of them, so that
+        every shadow keeps known non-members.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
     seed: the one root seed; every other seed is derived from it.
@@ -64,7 +65,21 @@ class AuditConfig:
         if isinstance(self.attacks, str):
             raise TypeError(f"attacks must be a sequence of attack names, got the string {self.attacks!r}")
         object.__setattr__(self, "attacks", tuple(self.attacks))
-        object.__setattr__(self, "fpr_targets", tuple(float(f) for f in self.fpr_targets))
+        from mialab.metrics._inputs import check_fpr_targets  # the metrics own what an FPR target is
+
+        object.__setattr__(self, "fpr_targets", check_fpr_targets(self.fpr_targets, name="fpr_targets"))
+        if not self.fpr_targets:
+            raise ValueError("fpr_targets must name at least one FPR, got none")
+        if not isinstance(self.download, bool):
+            raise TypeError(f"download must be a bool, got {self.download!r}")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise TypeError(f"data_root must be a str path or None, got {self.data_root!r}")
+        for name in ("dataset", "model"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a name (str), got {getattr(self, name)!r}")
+        if not isinstance(self.model_params, Mapping) or not isinstance(self.attack_params, Mapping):
+            raise TypeError("model_params and attack_params must be mappings, got "
+                            f"{type(self.model_params).__name__} and {type(self.attack_params).__name__}")
         if not self.attacks:
             raise ValueError("attacks must name at least one attack, got none")
         unknown = [a for a in self.attacks if a not in attack_names()]
@@ -86,9 +101,6 @@ class AuditConfig:
             raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
-        bad_fpr = [f for f in self.fpr_targets if not 0.0 < f < 1.0]
-        if bad_fpr or not self.fpr_targets:
-            raise ValueError(f"fpr_targets must be FPRs in (0, 1), got {list(self.fpr_targets)}")
         if self.training.early_stopping_patience is not None and not self.n_validation:
             raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
                              f"(got n_validation={self.n_validation})")

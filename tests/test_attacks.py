@@ -186,8 +186,21 @@ def test_registry_lists_every_attack():
 
 @pytest.mark.parametrize("name", attack_names())
 def test_unknown_parameter_names_the_allowed_ones(name):
-    with pytest.raises(ValueError, match=rf"attack '{name}' takes parameters \[.*'random_state'.*\], got unknown \['bogus'\]"):
+    with pytest.raises(ValueError, match=rf"attack '{name}' takes parameters \[.*'random_state'.*\], got unknown or fixed \['bogus'\]"):
         make_attack(name, bogus=1)
+
+
+def test_registered_attacks_cannot_be_turned_into_others_and_bad_values_fail_early():
+    with pytest.raises(ValueError, match=r"unknown or fixed \['signal'\]"):
+        make_attack("loss", signal="entropy")
+    for name, params, match in [("loss", {"classwise": "no"}, "classwise must be a bool"),
+                                ("shadow", {"max_iter": -1}, "max_iter must be a positive int"),
+                                ("shadow", {"top_k": 0}, "top_k must be a positive int"),
+                                ("label-only", {"flip": 1}, "flip must be a bool"),
+                                ("label-only", {"noise": (0.1, -1.0)}, "noise must be"),
+                                ("loss", {"random_state": -3}, "random_state")]:
+        with pytest.raises(ValueError, match=match):
+            make_attack(name, **params)
 
 
 @pytest.mark.parametrize("name", attack_names())
@@ -464,9 +477,10 @@ def test_shadow_per_class_falls_back_to_the_global_classifier():
 
 def test_shadow_top_k_validation():
     data = synthetic_attacker_data("logits", n_pool=120, n_shadows=2)
-    for bad in (0, N_CLASSES + 1):
-        with pytest.raises(ValueError, match=rf"top_k must be in \[1, {N_CLASSES}\], got {bad}"):
-            ShadowModelAttack(top_k=bad, max_iter=5).fit(data)
+    with pytest.raises(ValueError, match=r"top_k must be a positive int or None, got 0"):
+        ShadowModelAttack(top_k=0, max_iter=5).fit(data)
+    with pytest.raises(ValueError, match=rf"top_k must be in \[1, {N_CLASSES}\], got {N_CLASSES + 1}"):
+        ShadowModelAttack(top_k=N_CLASSES + 1, max_iter=5).fit(data)
     attack = ShadowModelAttack(top_k=2, max_iter=20).fit(data)
     # top-2 log-probs + the true class's logit-scaled confidence + one-hot label
     assert attack.global_classifier_.n_features_in_ == 2 + 1 + N_CLASSES

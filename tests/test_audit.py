@@ -145,3 +145,46 @@ def test_logit_attacks_share_one_query_per_model():
     run_attack(make_attack("label-only", n_queries=2), query, [query, query], ds, split, membership, cache=cache)
     assert len(calls) > 6  # label-only observes its own perturbed queries
     assert a.attack == "loss"
+
+
+def test_audit_leaves_global_rng_state_untouched():
+    import torch
+
+    torch_before, np_before = torch.get_rng_state(), np.random.get_state()
+    mialab.audit("digits", attacks=["loss", "label-only"], quiet=True, **TINY)
+    assert torch.equal(torch.get_rng_state(), torch_before)
+    after = np.random.get_state()
+    assert all(np.array_equal(a, b) for a, b in zip(after, np_before))
+
+
+def test_attacker_records_overlapping_the_target_side_are_refused():
+    from mialab.attacks import make_attack
+    from mialab.audit import run_attack, shadow_membership, train_shadows
+
+    ds = mialab.load_dataset("digits")
+    split = mialab.make_split(ds.y, seed=0)
+    leaky = shadow_membership(np.concatenate([split.pool[:50], split.nonmembers[:10]]), 2, seed=0)
+    with pytest.raises(ValueError, match=r"disjoint from split.nonmembers, got 10 shared"):
+        train_shadows(ds, split, leaky, training=TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match=r"disjoint from split.nonmembers"):
+        run_attack(make_attack("loss"), lambda X: np.zeros((len(X), 10)), [], ds, split, leaky)
+
+
+def test_shadows_train_on_as_many_records_as_the_target(tiny_run):
+    res, _ = tiny_run
+    m = res.shadow_membership
+    target_size = res.split.target_train.size
+    expected = min(target_size, m.n_records - m.n_records // 4)
+    assert (m.matrix.sum(axis=1) == expected).all()
+    assert (~m.matrix).sum(axis=1).min() >= m.n_records // 4  # every shadow keeps non-members
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_pool=-5), "n_pool"), (dict(n_pool=10_000), "n_pool"), (dict(n_in=0), "n_in"),
+    (dict(n_in=899), "n_in"),
+])
+def test_shadow_membership_refuses_bad_sizes(kwargs, match):
+    from mialab.audit import shadow_membership
+
+    with pytest.raises(ValueError, match=match):
+        shadow_membership(np.arange(899), 2, seed=0, **kwargs)

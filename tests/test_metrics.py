@@ -253,8 +253,8 @@ def make_result(n_members: int, n_nonmembers: int, *, threshold: float = 0.5, se
     return AttackResult("loss", np.arange(n), np.zeros(n, int), s, m, threshold)
 
 
-@pytest.mark.parametrize("n_non,reliable", [(999, False), (1000, True)])
-def test_evaluate_json_and_reliability(n_non, reliable):
+@pytest.mark.parametrize("n_non,resolvable", [(999, False), (1000, True)])
+def test_evaluate_json_and_resolvability(n_non, resolvable):
     res = make_result(300, n_non)
     met = M.evaluate(res, n_bootstrap=100)
     d = met.to_dict()
@@ -262,17 +262,18 @@ def test_evaluate_json_and_reliability(n_non, reliable):
     assert json.loads(text) == d
     assert list(d) == ["attack", "n_members", "n_nonmembers", "threshold", "accuracy",
                        "balanced_accuracy", "precision", "recall", "fpr_at_threshold", "auc",
-                       "auc_interval", "advantage", "tpr_at_fpr", "roc", "bootstrap"]
+                       "auc_interval", "advantage", "best_advantage", "tpr_at_fpr", "roc", "bootstrap"]
     assert (d["n_members"], d["n_nonmembers"]) == (300, n_non)
     by_fpr = {e["fpr"]: e for e in d["tpr_at_fpr"]}
-    assert by_fpr[0.001]["reliable"] is reliable and by_fpr[0.001]["n_nonmembers"] == n_non
+    assert by_fpr[0.001]["resolvable"] is resolvable and by_fpr[0.001]["n_nonmembers"] == n_non
     assert by_fpr[0.001]["min_nonmembers"] == 1000
-    assert by_fpr[0.01]["reliable"] is True and by_fpr[0.1]["reliable"] is True
-    assert met.unreliable_targets == ([] if reliable else [0.001])
+    assert by_fpr[0.01]["resolvable"] is True and by_fpr[0.1]["resolvable"] is True
+    assert met.unresolvable_targets == ([] if resolvable else [0.001])
     # the record agrees with the single-metric functions
     s, m = res.scores, res.is_member
     assert met.auc == M.roc_auc(s, m)
-    assert met.advantage == M.membership_advantage(s, m)
+    assert met.best_advantage == M.membership_advantage(s, m)
+    assert met.advantage == pytest.approx(met.recall - met.fpr_at_threshold)
     assert met.tpr_at(0.01).tpr == M.tpr_at_fpr(s, m, 0.01)
     assert met.accuracy == M.threshold_metrics(s, m, 0.5).accuracy
     fpr, tpr, _ = M.roc_curve(s, m)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 
+from mialab.seeding import check_seed
 from mialab.types import LabelQueries, MembershipMatrix, ModelOutputs, check_finite
 
 __all__ = [
@@ -75,9 +76,6 @@ class AttackerData:
                 )
         object.__setattr__(self, "observations", obs)
 
-    def pooled(self) -> tuple[list[Observation], np.ndarray]:
-        """Observations and the flattened membership ``(K * n_pool,)`` in model-major order."""
-        return list(self.observations), self.membership.matrix.reshape(-1)
 
 
 def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
@@ -131,8 +129,18 @@ class Attack(ABC):
     observation_type: ClassVar[type] = ModelOutputs
 
     # -- contract -------------------------------------------------------------------------------
+    def validate_params(self) -> None:
+        """Raise ``ValueError`` naming any hyperparameter that is invalid (called by fit, and by
+        :func:`check_attack_params` so a configuration fails before any model is trained)."""
+        check_seed(self.random_state, name="random_state")
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        """Subclasses check their own hyperparameters here."""
+
     def fit(self, data: AttackerData) -> "Attack":
         """Learn thresholds / classifiers from shadow models' observations; return ``self``."""
+        self.validate_params()
         if not isinstance(data, AttackerData):
             raise TypeError(f"{self.name}.fit expects AttackerData, got {type(data).__name__}")
         for o in data.observations:
@@ -183,11 +191,12 @@ class Attack(ABC):
 ATTACKS: dict[str, tuple[type[Attack], dict[str, Any]]] = {}
 
 
-def register_attack(name: str, cls: type[Attack], **defaults: Any) -> None:
-    """Register ``cls`` under ``name`` with default constructor arguments."""
+def register_attack(name: str, cls: type[Attack], **fixed: Any) -> None:
+    """Register ``cls`` under ``name``; ``fixed`` constructor arguments define the attack (e.g.
+    ``signal="loss"``) and cannot be overridden through :func:`make_attack`."""
     if name in ATTACKS:
         raise ValueError(f"attack name {name!r} is already registered")
-    ATTACKS[name] = (cls, defaults)
+    ATTACKS[name] = (cls, fixed)
 
 
 def attack_names() -> list[str]:
@@ -195,21 +204,28 @@ def attack_names() -> list[str]:
 
 
 def check_attack_params(name: str, params: Mapping[str, Any]) -> None:
-    """Refuse an unknown attack name or parameter, listing the valid ones."""
+    """Refuse an unknown attack name, an unknown, fixed or invalid parameter, naming it."""
+    _build(name, params).validate_params()
+
+
+def _build(name: str, params: Mapping[str, Any]) -> Attack:
     if name not in ATTACKS:
         raise ValueError(f"attack must be one of {attack_names()}, got {name!r}")
-    cls, _ = ATTACKS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    if not isinstance(params, Mapping):
+        raise TypeError(f"parameters of attack {name!r} must be a mapping of name -> value, got {params!r}")
+    cls, fixed = ATTACKS[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self" and p not in fixed]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"attack {name!r} takes parameters {allowed}, got unknown {unknown}")
+        raise ValueError(f"attack {name!r} takes parameters {allowed}, got unknown or fixed {unknown}")
+    attack = cls(**{**fixed, **params})
+    attack.name = name  # the registered name, e.g. "loss" for a MetricAttack
+    return attack
 
 
 def make_attack(name: str, **params: Any) -> Attack:
-    """Create the attack registered as ``name``; ``params`` override its defaults."""
-    check_attack_params(name, params)
-    cls, defaults = ATTACKS[name]
-    attack = cls(**{**defaults, **params})
-    attack.name = name  # the registered name, e.g. "loss" for a MetricAttack
+    """Create the attack registered as ``name`` with hyperparameters ``params`` (validated)."""
+    attack = _build(name, params)
+    attack.validate_params()
     return attack
 

@@ -76,7 +76,8 @@ class LabelOnlyAttack(Attack):
     Parameters
     ----------
     n_queries: perturbed copies per record and noise level (the original is queried once too).
-    noise: standard deviation of the Gaussian noise in feature units, or several candidate
+    noise: standard deviation of the Gaussian noise in feature units (mialab's built-in
+        datasets lie in [0, 1]; for other scales pass levels that match), or several candidate
         levels; with several, :meth:`fit` keeps the one whose scores separate the shadow models'
         members and non-members best (largest AUC; ``noise_``).
     max_shift: largest pixel shift for images (ignored for tabular data).
@@ -103,6 +104,11 @@ class LabelOnlyAttack(Attack):
         if not levels or bad:
             raise ValueError(f"noise must be a finite float >= 0 or a non-empty sequence of them, got {self.noise!r}")
         return tuple(float(v) for v in levels)
+
+    def _validate_params(self) -> None:
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be a bool, got {self.flip!r}")
+        self._check_params()
 
     def _check_params(self) -> None:
         if isinstance(self.n_queries, bool) or not isinstance(self.n_queries, int) or self.n_queries < 1:

@@ -53,9 +53,13 @@ class MetricAttack(Attack):
         self.signal = signal
         self.classwise = classwise
 
-    def _signal(self, o: ModelOutputs) -> np.ndarray:
+    def _validate_params(self) -> None:
         if self.signal not in SIGNALS:
             raise ValueError(f"signal must be one of {sorted(SIGNALS)}, got {self.signal!r}")
+        if not isinstance(self.classwise, bool):
+            raise ValueError(f"classwise must be a bool, got {self.classwise!r}")
+
+    def _signal(self, o: ModelOutputs) -> np.ndarray:
         s = SIGNALS[self.signal](o)
         return s.mean(axis=1) if s.ndim == 2 else s  # average over query augmentations
 

@@ -53,6 +53,18 @@ class ShadowModelAttack(Attack):
         self.max_iter = max_iter
         self.min_class_records = min_class_records
 
+    def _validate_params(self) -> None:
+        for name in ("per_class", "true_class"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("max_iter", "min_class_records"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        k = self.top_k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"top_k must be a positive int or None, got {k!r}")
+
     def _features(self, o: ModelOutputs, *, with_label: bool) -> np.ndarray:
         lp = o.log_probs()
         if lp.ndim == 3:  # several queries per record: average their log-probabilities

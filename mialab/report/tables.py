@@ -42,18 +42,21 @@ def summary_table(results: AuditResults) -> str:
         row = (f"{name:<22}{m.auc:.3f} [{m.auc_interval[0]:.3f}, {m.auc_interval[1]:.3f}]  "
                f"{_pct(m.accuracy):>7}{_pct(m.precision):>7}{_pct(m.recall):>7}{m.advantage:7.3f}")
         for e in m.tpr_at_fpr:
-            mark = "" if e.reliable else "*"
-            unreliable |= not e.reliable
+            mark = "" if e.resolvable else "*"
+            unreliable |= not e.resolvable
             row += f"{_pct(e.tpr) + mark:>12}"
         lines.append(row)
     if results.metrics:
         worst = results.worst_case()
         lines += ["", f"worst case: {worst.attack}, AUC {worst.auc:.3f} "
                       f"[{worst.auc_interval[0]:.3f}, {worst.auc_interval[1]:.3f}] "
-                      f"on {worst.n_members} members / {worst.n_nonmembers} non-members"]
+                      f"on {worst.n_members} members / {worst.n_nonmembers} non-members"
+                      + (f" (highest of {len(results.metrics)} attacks, picked after the fact: its "
+                         "interval does not account for that choice)" if len(results.metrics) > 1 else "")]
     if unreliable:
         n = next(iter(results.metrics.values())).n_nonmembers
         lines.append(f"* resolves only FPR 0: {n} non-members cannot measure an FPR below 1/{n}")
+    lines.append("acc / prec / recall / adv (TPR - FPR) use each attack's threshold, chosen on shadow models.")
     lines.append("Attack numbers are lower bounds on leakage under the threat model assumed "
                  "(attacker knows the training recipe, gets logits or labels).")
     return "\n".join(lines)
