@@ -16,7 +16,7 @@ import numpy as np
 
 import mialab
 from mialab.attacks import AttackerData, make_attack
-from mialab.audit import shadow_membership, train_shadows, train_target
+from mialab.audit import target_like_shadow_membership, train_shadows, train_target
 from mialab.metrics import roc_auc
 from mialab.seeding import derive_seed
 from mialab.training import logit_query
@@ -31,8 +31,7 @@ def main() -> None:
     for seed in args.seeds:
         split = mialab.make_split(ds.y, seed=derive_seed(seed, "split"))
         target = train_target(ds, split, seed=seed)
-        membership = shadow_membership(split.pool, 8, seed=seed,
-                                       n_pool=min(split.pool.size, 2 * split.target_train.size))
+        membership = target_like_shadow_membership(split, 8, seed=seed)
         shadows, membership = train_shadows(ds, split, membership, seed=seed)
         attack = make_attack("label-only", random_state=derive_seed(seed, "attack", "label-only") % 2**32)
         pool, ids = membership.record_ids, split.evaluated

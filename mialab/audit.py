@@ -28,7 +28,8 @@ from mialab.seeding import derive_seed, numpy_rng, torch_seeded
 from mialab.training import TrainConfig, TrainedModel, logit_query, train_model
 from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs, as_index_array
 
-__all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "run_attack", "versions"]
+__all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "target_like_shadow_membership",
+           "run_attack", "versions"]
 
 log = logging.getLogger("mialab")
 
@@ -99,6 +100,17 @@ def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int, n_pool: in
         rng = numpy_rng(derive_seed(seed, "shadow", k, "membership"))
         matrix[k, rng.permutation(pool.size)[:n_in]] = True
     return MembershipMatrix(matrix=matrix, record_ids=pool)
+
+
+def target_like_shadow_membership(split: AuditSplit, n_shadows: int, *, seed: int,
+                                  n_attacker_pool: int | None = None) -> MembershipMatrix:
+    """The audit's shadow membership: shadows draw from ``n_attacker_pool`` pool records
+    (default ``min(pool, 2 x target size)``) and each trains on as many as the target does,
+    but on at most three quarters of them, so every shadow keeps known non-members."""
+    target_size = split.target_train.size + split.validation.size
+    n_pool = n_attacker_pool or min(split.pool.size, 2 * target_size)
+    n_in = min(target_size, n_pool - max(1, n_pool // 4))
+    return shadow_membership(split.pool, n_shadows, seed=seed, n_pool=n_pool, n_in=n_in)
 
 
 def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit) -> None:
@@ -243,11 +255,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     log.info("target: %s", target.summary())
 
     t = time.perf_counter()
-    target_size = split.target_train.size + split.validation.size
-    n_pool = config.n_attacker_pool or min(split.pool.size, 2 * target_size)
-    # shadows mimic the target's training-set size, keeping at least a quarter of the pool out
-    n_in = min(target_size, n_pool - max(1, n_pool // 4))
-    membership = shadow_membership(split.pool, config.n_shadows, seed=config.seed, n_pool=n_pool, n_in=n_in)
+    membership = target_like_shadow_membership(split, config.n_shadows, seed=config.seed,
+                                               n_attacker_pool=config.n_attacker_pool)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet)
