@@ -302,7 +302,8 @@ def test_validation_without_early_stopping_runs_all_epochs(digits):
 def test_train_config_defaults_and_to_dict():
     cfg = TrainConfig()
     assert cfg.to_dict() == {"epochs": 30, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-                             "momentum": 0.9, "weight_decay": 0.0, "early_stopping_patience": None}
+                             "momentum": 0.9, "weight_decay": 0.0, "early_stopping_patience": None,
+                             "label_smoothing": 0.0}
     assert TrainConfig(**cfg.to_dict()) == cfg
 
 
@@ -477,3 +478,71 @@ def test_on_epoch_reports_every_finished_epoch():
     train_model(lambda: build_model("logreg", input_shape=(4,), n_classes=2), X, y,
                 config=TrainConfig(epochs=3), seed=0, on_epoch=seen.append)
     assert seen == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------------------------
+# hooks for training-time defenses
+# ----------------------------------------------------------------------------------------------
+def _toy(n=60, seed=0):
+    X = np.random.default_rng(seed).normal(size=(n, 4)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(np.int64)
+
+
+def _logreg():
+    return build_model("logreg", input_shape=(4,), n_classes=2)
+
+
+def test_one_hot_soft_targets_train_exactly_like_hard_labels():
+    X, y = _toy()
+    cfg = TrainConfig(epochs=3, batch_size=16)
+    hard = train_model(_logreg, X, y, config=cfg, seed=1)
+    soft = train_model(_logreg, X, y, config=cfg, seed=1, soft_targets=np.eye(2)[y])
+    for a, b in zip(hard.model.parameters(), soft.model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_bad_soft_targets_are_refused():
+    X, y = _toy()
+    with pytest.raises(ValueError, match="soft_targets must have shape"):
+        train_model(_logreg, X, y, config=TrainConfig(epochs=1), seed=0, soft_targets=np.eye(2)[y][:5])
+    with pytest.raises(ValueError, match="probability rows"):
+        train_model(_logreg, X, y, config=TrainConfig(epochs=1), seed=0, soft_targets=np.eye(2)[y] * 2)
+
+
+def test_batch_transform_sees_every_batch_with_probability_targets_and_is_seeded():
+    X, y = _toy()
+    seen = []
+
+    def transform(xb, tb, gen):
+        seen.append((xb.shape[0], tuple(tb.shape)))
+        return xb + 0.01 * torch.randn(xb.shape, generator=gen), tb
+
+    cfg = TrainConfig(epochs=2, batch_size=16)
+    a = train_model(_logreg, X, y, config=cfg, seed=3, batch_transform=transform)
+    assert [s[0] for s in seen] == [16, 16, 16, 12] * 2 and all(s[1][1] == 2 for s in seen)
+    b = train_model(_logreg, X, y, config=cfg, seed=3, batch_transform=transform)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_wrap_replaces_model_optimizer_and_loader():
+    X, y = _toy()
+    calls = {}
+
+    def wrap(model, optimizer, loader):
+        calls["loader_batch_size"] = loader.batch_size
+        return model, torch.optim.SGD(model.parameters(), lr=0.0), loader  # lr 0: weights frozen
+
+    init = train_model(_logreg, X, y, config=TrainConfig(epochs=1, lr=1e-9), seed=4)
+    frozen = train_model(_logreg, X, y, config=TrainConfig(epochs=2, batch_size=8), seed=4, wrap=wrap)
+    assert calls["loader_batch_size"] == 8
+    for p, q in zip(init.model.parameters(), frozen.model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+def test_label_smoothing_softens_the_fit():
+    X, y = _toy()
+    sharp = train_model(_logreg, X, y, config=TrainConfig(epochs=30, lr=0.05), seed=0)
+    smooth = train_model(_logreg, X, y, config=TrainConfig(epochs=30, lr=0.05, label_smoothing=0.3), seed=0)
+    w = lambda m: float(sum(p.detach().abs().sum() for p in m.parameters()))  # noqa: E731
+    assert w(smooth.model) < w(sharp.model)

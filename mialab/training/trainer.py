@@ -21,7 +21,10 @@ from torch import nn
 
 from mialab.seeding import derive_seed, torch_generator, torch_seeded
 
-__all__ = ["TrainConfig", "TrainedModel", "train_model", "accuracy"]
+__all__ = ["TrainConfig", "TrainedModel", "train_model", "accuracy", "BatchTransform", "Wrap"]
+
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+Wrap = Callable[[nn.Module, torch.optim.Optimizer, Any], tuple[nn.Module, torch.optim.Optimizer, Any]]
 
 _OPTIMIZERS = ("adam", "sgd")
 
@@ -32,6 +35,7 @@ class TrainConfig:
 
     ``early_stopping_patience``: stop when the validation loss has not improved for this many
     epochs and restore the best weights (needs validation data); ``None`` trains all epochs.
+    ``label_smoothing``: mix the one-hot targets with the uniform distribution (a regulariser).
     """
 
     epochs: int = 30
@@ -41,6 +45,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     early_stopping_patience: int | None = None
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -55,6 +60,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a finite float >= 0, got {v!r}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        ls = self.label_smoothing
+        if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
+            raise ValueError(f"TrainConfig.label_smoothing must be a float in [0, 1), got {ls!r}")
         p = self.early_stopping_patience
         if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p <= 0):
             raise ValueError(f"TrainConfig.early_stopping_patience must be a positive int or None, got {p!r}")
@@ -140,6 +148,9 @@ def train_model(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    soft_targets: np.ndarray | None = None,
+    batch_transform: BatchTransform | None = None,
+    wrap: Wrap | None = None,
 ) -> TrainedModel:
     """Build a model with ``model_fn`` and train it on ``(X, y)``.
 
@@ -148,6 +159,18 @@ def train_model(
     bit-for-bit reproducible on CPU; the caller's global RNG state is left untouched.
     ``validation`` is required for early stopping; ``test`` measures utility. ``on_epoch`` is
     called with the number of finished epochs after each epoch (progress reporting).
+
+    Hooks for training-time defenses (see :mod:`mialab.defenses`):
+
+    * ``soft_targets`` ``(n, C)``: train on these probability rows instead of the one-hot
+      labels (distillation); ``y`` still gives the labels accuracy is measured against.
+    * ``batch_transform(xb, tb, generator) -> (xb, tb)``: applied to every training batch, with
+      ``tb`` the ``(b, C)`` target probabilities (augmentation, mixup); seeded by ``seed``.
+    * ``wrap(model, optimizer, loader) -> (model, optimizer, loader)``: replaces the three, as
+      Opacus's ``make_private`` does; training then iterates the returned ``DataLoader``
+      (``TensorDataset(X, targets)``, shuffled by the order seed) instead of plain batches.
+
+    Without hooks, batches are drawn by ``torch.randperm`` and the targets are the labels.
 
     Example
     -------
@@ -165,24 +188,57 @@ def train_model(
     val = _tensors(*validation, "validation set") if validation is not None else None
     tst = _tensors(*test, "test set") if test is not None else None
 
+    n_classes = None
+    if soft_targets is not None:
+        soft = np.asarray(soft_targets, dtype=np.float32)
+        if soft.ndim != 2 or soft.shape[0] != Xt.shape[0]:
+            raise ValueError(f"soft_targets must have shape ({Xt.shape[0]}, n_classes), got {soft.shape}")
+        if not np.isfinite(soft).all() or (soft < 0).any() or not np.allclose(soft.sum(1), 1.0, atol=1e-4):
+            raise ValueError("soft_targets must be finite probability rows (>= 0, summing to 1)")
+        n_classes = soft.shape[1]
+
     start = time.perf_counter()
     with torch_seeded(derive_seed(seed, "init")):
         model = model_fn()
     order = torch_generator(derive_seed(seed, "order"))
+    augment_gen = torch_generator(derive_seed(seed, "augment"))
     optimizer = _make_optimizer(model, config)
-    n = Xt.shape[0]
+    if n_classes is None and (batch_transform is not None or wrap is not None):
+        with torch.no_grad():
+            n_classes = int(model(Xt[:1]).shape[1])
+    targets = None
+    if n_classes is not None:  # probability targets: soft labels, or one-hot for the hooks
+        targets = torch.as_tensor(soft) if soft_targets is not None else \
+            nn.functional.one_hot(yt, n_classes).to(torch.float32)
+    loader = None
+    if wrap is not None:
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loader = DataLoader(TensorDataset(Xt, targets), batch_size=config.batch_size, shuffle=True,
+                            generator=order)
+        model, optimizer, loader = wrap(model, optimizer, loader)
+
+    def batches():
+        if loader is not None:
+            yield from loader
+            return
+        perm = torch.randperm(Xt.shape[0], generator=order)
+        for i in range(0, Xt.shape[0], config.batch_size):
+            idx = perm[i:i + config.batch_size]
+            yield Xt[idx], (yt[idx] if targets is None else targets[idx])
+
     history: list[dict[str, float]] = []
     best_state, best_loss, since_best = None, math.inf, 0
     epochs_run = 0
     model.train()
     with torch_seeded(derive_seed(seed, "dropout")):
         for epoch in range(config.epochs):
-            perm = torch.randperm(n, generator=order)
-            for i in range(0, n, config.batch_size):
-                idx = perm[i:i + config.batch_size]
+            for xb, tb in batches():
+                if batch_transform is not None:
+                    xb, tb = batch_transform(xb, tb, augment_gen)
                 optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(Xt[idx]), yt[idx])
-                if not torch.isfinite(loss):
+                loss = nn.functional.cross_entropy(model(xb), tb, label_smoothing=config.label_smoothing)
+                if xb.shape[0] and not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"training loss became {loss.item()} at epoch {epoch}: lower the learning rate "
                         f"(lr={config.lr})"
@@ -205,6 +261,7 @@ def train_model(
                             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    model = getattr(model, "_module", model)  # unwrap an Opacus GradSampleModule for release
     model.eval()
     train_acc = _evaluate(model, Xt, yt)[1]
     test_acc = _evaluate(model, *tst)[1] if tst is not None else None
