@@ -82,6 +82,8 @@ class TrainedModel:
     wall_time_s: float
     seed: int
     history: list[dict[str, float]] = field(default_factory=list)
+    #: what a training-time defense measured (e.g. {"epsilon": ..., "delta": ...}); empty without
+    defense_report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def generalization_gap(self) -> float | None:
@@ -96,6 +98,7 @@ class TrainedModel:
             "epochs_run": self.epochs_run,
             "wall_time_s": self.wall_time_s,
             "seed": self.seed,
+            **({"defense": self.defense_report} if self.defense_report else {}),
         }
 
 

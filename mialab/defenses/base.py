@@ -1,0 +1,86 @@
+"""What a defense is, and the registry that makes one by name.
+
+Two kinds, matching where they act in the pipeline:
+
+* :class:`TrainingDefense` changes how a model is trained. It may change the recipe
+  (:meth:`~TrainingDefense.recipe`: weight decay, dropout, label smoothing, early stopping),
+  add training hooks (:meth:`~TrainingDefense.hooks`: a batch transform for augmentation, an
+  Opacus-style ``wrap`` for DP-SGD, soft targets), or take over training altogether
+  (:meth:`~TrainingDefense.train`, e.g. distillation trains a teacher, then a student). It
+  returns the same kinds of objects it was given and reports its own guarantee
+  (:meth:`~TrainingDefense.report`, e.g. the epsilon spent).
+* Output masks (:mod:`mialab.defenses.masking`) change what a deployed model releases.
+
+Defenses are frozen dataclasses: constructing one validates it and it holds no state, so the
+same object can train the target and every shadow model (the attacker knows the recipe).
+State learned while training one model (e.g. the epsilon spent) is returned in that model's
+``TrainedModel.defense_report``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mialab.training import TrainConfig, TrainedModel
+
+__all__ = ["TrainingDefense", "TrainFn", "DEFENSES", "register_defense", "make_defense", "defense_names"]
+
+#: ``train(X, y, **hooks) -> TrainedModel``: :func:`mialab.training.train_model` with the model,
+#: recipe, seed, validation and test data already bound; hooks are ``soft_targets``,
+#: ``batch_transform`` and ``wrap``.
+TrainFn = Callable[..., TrainedModel]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingDefense:
+    """Base class of training-time defenses (subclasses are frozen dataclasses)."""
+
+    name: ClassVar[str] = "none"
+
+    def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+        """The recipe and model hyperparameters to train with (default: unchanged)."""
+        return training, dict(model_params)
+
+    def hooks(self, *, n_train: int, training: TrainConfig, seed: int) -> dict[str, Any]:
+        """Keyword hooks for ``train_model`` (``batch_transform``, ``wrap``); default none."""
+        return {}
+
+    def train(self, train: TrainFn, X: np.ndarray, y: np.ndarray, *, training: TrainConfig,
+              seed: int) -> TrainedModel:
+        """Train one model; the default passes :meth:`hooks` to ``train``."""
+        return train(X, y, **self.hooks(n_train=int(np.asarray(y).shape[0]), training=training, seed=seed))
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, JSON-serialisable (recorded with the results)."""
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+DEFENSES: dict[str, type[TrainingDefense]] = {}
+
+
+def register_defense(cls: type[TrainingDefense]) -> type[TrainingDefense]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    if cls.name in DEFENSES:
+        raise ValueError(f"defense name {cls.name!r} is already registered")
+    DEFENSES[cls.name] = cls
+    return cls
+
+
+def defense_names() -> list[str]:
+    return list(DEFENSES)
+
+
+def make_defense(name: str, **params: Any) -> TrainingDefense:
+    """Create the defense registered as ``name``; unknown names/parameters list the valid ones."""
+    if name not in DEFENSES:
+        raise ValueError(f"defense must be one of {defense_names()}, got {name!r}")
+    cls = DEFENSES[name]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"defense {name!r} takes parameters {allowed}, got unknown {unknown}")
+    return cls(**params)
