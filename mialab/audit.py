@@ -21,6 +21,8 @@ from mialab.attacks import Attack, AttackerData, make_attack
 from mialab.attacks.base import Query
 from mialab.config import AuditConfig
 from mialab.data import Dataset, load_dataset, make_split
+from mialab.defenses.base import TrainingDefense
+from mialab.defenses.masking import masked_query
 from mialab.metrics import evaluate
 from mialab.models import build_model
 from mialab.results import AuditResults
@@ -53,21 +55,38 @@ def _model_fn(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> 
                                **model_params)
 
 
+def _train_one(dataset: Dataset, X: np.ndarray, y: np.ndarray, *, model: str,
+               model_params: Mapping[str, Any], training: TrainConfig, seed: int,
+               defense: TrainingDefense | None, validation: tuple[np.ndarray, np.ndarray] | None,
+               test: tuple[np.ndarray, np.ndarray] | None,
+               on_epoch: Callable[[int], None] | None = None) -> TrainedModel:
+    """Train one model with ``defense`` (recipe, hooks or its own training) applied."""
+    defense = defense or TrainingDefense()
+    training, params = defense.recipe(training, model_params)
+    fn = _model_fn(dataset, model, params)
+
+    def train(Xs: np.ndarray, ys: np.ndarray, **hooks: Any) -> TrainedModel:
+        return train_model(fn, Xs, ys, config=training, seed=seed, validation=validation, test=test,
+                           on_epoch=on_epoch, **hooks)
+
+    return defense.train(train, X, y, training=training, seed=seed)
+
+
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
-                 seed: int = 0, quiet: bool = True) -> TrainedModel:
-    """Train the target on ``split.target_train`` (members included); utility on ``split.test``,
-    early stopping (if configured) on ``split.validation``."""
-    fn = _model_fn(dataset, model, model_params or {})
+                 seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None) -> TrainedModel:
+    """Train the target on ``split.target_train`` (members included) with ``defense`` applied;
+    utility on ``split.test``, early stopping (if configured) on ``split.validation``."""
     train_ids = split.target_train
     validation = (dataset.X[split.validation], dataset.y[split.validation]) if split.validation.size else None
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     training = training or TrainConfig()
     bar = None if quiet else _progress_bar(total=training.epochs, desc="target model (epochs)")
     try:
-        return train_model(fn, dataset.X[train_ids], dataset.y[train_ids], config=training,
-                           seed=derive_seed(seed, "target"), validation=validation, test=test,
-                           on_epoch=None if bar is None else (lambda done: bar.update(1)))
+        return _train_one(dataset, dataset.X[train_ids], dataset.y[train_ids], model=model,
+                          model_params=model_params or {}, training=training,
+                          seed=derive_seed(seed, "target"), defense=defense, validation=validation,
+                          test=test, on_epoch=None if bar is None else (lambda done: bar.update(1)))
     finally:
         if bar is not None:
             bar.close()
@@ -124,9 +143,10 @@ def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit) -> Non
 
 def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMatrix, *,
                   model: str = "mlp", model_params: Mapping[str, Any] | None = None,
-                  training: TrainConfig | None = None, seed: int = 0,
-                  quiet: bool = True) -> tuple[list[TrainedModel], MembershipMatrix]:
-    """Train one shadow model per row of ``membership`` with the target's recipe.
+                  training: TrainConfig | None = None, seed: int = 0, quiet: bool = True,
+                  defense: TrainingDefense | None = None) -> tuple[list[TrainedModel], MembershipMatrix]:
+    """Train one shadow model per row of ``membership`` with the target's recipe (and
+    ``defense``, when the attacker is assumed to know it).
 
     When the recipe uses early stopping, each shadow holds back the same fraction of its IN
     records as the target does for validation; those records are not trained on and are marked
@@ -134,10 +154,10 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     """
     training = training or TrainConfig()
     _check_attacker_side(membership, split)
-    if training.early_stopping_patience is not None and not split.validation.size:
+    patience = (defense or TrainingDefense()).recipe(training, model_params or {})[0].early_stopping_patience
+    if patience is not None and not split.validation.size:
         raise ValueError("early stopping (training.early_stopping_patience) needs split.validation: "
                          "the shadows hold back the same fraction as the target, got an empty slice")
-    fn = _model_fn(dataset, model, model_params or {})
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     val_fraction = split.validation.size / max(1, split.target_train.size + split.validation.size)
     matrix = membership.matrix.copy()
@@ -145,7 +165,7 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     for k in _progress(range(membership.n_models), total=membership.n_models, desc="shadow models", quiet=quiet):
         ids = membership.record_ids[matrix[k]]
         validation = None
-        if training.early_stopping_patience is not None:
+        if patience is not None:
             n_val = max(1, round(val_fraction * ids.size))
             rng = numpy_rng(derive_seed(seed, "shadow", k, "validation"))
             val_pos = rng.choice(ids.size, size=n_val, replace=False)
@@ -153,9 +173,10 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
             ids = np.delete(ids, val_pos)
             matrix[k, np.isin(membership.record_ids, val_ids)] = False
             validation = (dataset.X[val_ids], dataset.y[val_ids])
-        models.append(train_model(fn, dataset.X[ids], dataset.y[ids], config=training,
-                                  seed=derive_seed(seed, "shadow", k, "train"),
-                                  validation=validation, test=test))
+        models.append(_train_one(dataset, dataset.X[ids], dataset.y[ids], model=model,
+                                 model_params=model_params or {}, training=training,
+                                 seed=derive_seed(seed, "shadow", k, "train"), defense=defense,
+                                 validation=validation, test=test))
     return models, MembershipMatrix(matrix=matrix, record_ids=membership.record_ids)
 
 
@@ -249,8 +270,12 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
 
     t = time.perf_counter()
     model_params = dict(config.model_params)
+    defense = config.training_defense()
+    mask = config.mask()
+    if mask is not None:
+        mask.check(data.n_classes)
     target = train_target(data, split, model=config.model, model_params=model_params,
-                          training=config.training, seed=config.seed, quiet=quiet)
+                          training=config.training, seed=config.seed, quiet=quiet, defense=defense)
     timings["target_training_s"] = time.perf_counter() - t
     log.info("target: %s", target.summary())
 
@@ -259,11 +284,14 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                                                n_attacker_pool=config.n_attacker_pool)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
-                                        seed=config.seed, quiet=quiet)
+                                        seed=config.seed, quiet=quiet,
+                                        defense=defense if config.shadow_defense == "same" else None)
     timings["shadow_training_s"] = time.perf_counter() - t
 
-    target_query = logit_query(target.model)
-    shadow_queries = [logit_query(s.model) for s in shadows]
+    # attacks see only what a deployed model releases: the mask applies to the shadows too
+    release = (lambda q: q) if mask is None else (lambda q: masked_query(q, mask))
+    target_query = release(logit_query(target.model))
+    shadow_queries = [release(logit_query(s.model)) for s in shadows]
     results, metrics, cache = [], {}, {}
     for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
         t = time.perf_counter()

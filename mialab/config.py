@@ -35,6 +35,12 @@ class AuditConfig:
         every shadow keeps known non-members.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
+    defenses: training-time defenses applied together, each ``{"name": ..., **params}`` (see
+        ``mialab.defenses``), e.g. ``({"name": "dp-sgd", "target_epsilon": 1.0},)``.
+    output_mask: what the deployed model releases, ``{"name": "top-k", "k": 3}`` etc., or None
+        for full logits; attacks see only the masked outputs, of the target and the shadows.
+    shadow_defense: threat model: ``"same"`` (default, Kerckhoffs: the attacker knows the recipe
+        and trains shadows with the same defenses) or ``"none"`` (shadows trained undefended).
     seed: the one root seed; every other seed is derived from it.
     n_bootstrap / fpr_targets: how metrics and their intervals are computed.
     """
@@ -53,6 +59,9 @@ class AuditConfig:
     member_fraction: float = 0.2
     n_test: int | None = None
     n_validation: int = 0
+    defenses: tuple[Mapping[str, Any], ...] = ()
+    output_mask: Mapping[str, Any] | None = None
+    shadow_defense: str = "same"
     seed: int = 0
     n_bootstrap: int = 1000
     fpr_targets: tuple[float, ...] = (0.001, 0.01, 0.1)
@@ -101,9 +110,38 @@ class AuditConfig:
             raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
-        if self.training.early_stopping_patience is not None and not self.n_validation:
+        object.__setattr__(self, "defenses", tuple(self.defenses))
+        if self.shadow_defense not in ("same", "none"):
+            raise ValueError(f"shadow_defense must be 'same' or 'none', got {self.shadow_defense!r}")
+        defense = self.training_defense()  # validates every defense now, before any training
+        self.mask()
+        patience = defense.recipe(self.training, self.model_params)[0].early_stopping_patience
+        if patience is not None and not self.n_validation:
             raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
                              f"(got n_validation={self.n_validation})")
+
+    # -- defenses -------------------------------------------------------------------------------
+    def training_defense(self):
+        """The configured training-time defenses combined into one (a no-op without any)."""
+        from mialab.defenses import combine, make_defense
+
+        built = []
+        for i, spec in enumerate(self.defenses):
+            if not isinstance(spec, Mapping) or "name" not in spec:
+                raise ValueError(f"defenses[{i}] must be a mapping with a 'name', got {spec!r}")
+            built.append(make_defense(spec["name"], **{k: v for k, v in spec.items() if k != "name"}))
+        return combine(built)
+
+    def mask(self):
+        """The configured output mask, or None for full logits."""
+        if self.output_mask is None:
+            return None
+        from mialab.defenses import make_mask
+
+        spec = self.output_mask
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise ValueError(f"output_mask must be a mapping with a 'name', got {spec!r}")
+        return make_mask(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
 
     # -- conversions ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +150,8 @@ class AuditConfig:
         out["attack_params"] = {k: dict(v) for k, v in self.attack_params.items()}
         out["attacks"] = list(self.attacks)
         out["fpr_targets"] = list(self.fpr_targets)
+        out["defenses"] = [dict(d) for d in self.defenses]
+        out["output_mask"] = None if self.output_mask is None else dict(self.output_mask)
         return out
 
     @classmethod
@@ -129,7 +169,7 @@ class AuditConfig:
             if t_unknown:
                 raise ValueError(f"unknown training setting(s) {t_unknown}; known: {sorted(t_known)}")
             kwargs["training"] = TrainConfig(**training)
-        for key in ("attacks", "fpr_targets"):
+        for key in ("attacks", "fpr_targets", "defenses"):
             if key in kwargs and not isinstance(kwargs[key], str):
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)

@@ -1,0 +1,61 @@
+"""Defenses inside the audit: the defended target and (Kerckhoffs) shadows are re-attacked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mialab
+from mialab import TrainConfig
+
+TINY = dict(n_shadows=2, n_bootstrap=100, training=TrainConfig(epochs=5, batch_size=64), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def undefended():
+    return mialab.audit("digits", attacks=["loss", "label-only"], seed=0, **TINY)
+
+
+@pytest.mark.parametrize("mask", [{"name": "top-k", "k": 1}, {"name": "rounding", "decimals": 1},
+                                  {"name": "label-only"}])
+def test_masking_keeps_labels_and_label_only_attack_is_unaffected(undefended, mask):
+    masked = mialab.audit("digits", attacks=["loss", "label-only"], seed=0, output_mask=mask, **TINY)
+    before = undefended.target_outputs.predicted_labels()
+    after = masked.target_outputs.predicted_labels()
+    assert np.array_equal(before, after)  # the released label never changes
+    # the label-only attack sees exactly the same labels, so masking cannot stop it
+    np.testing.assert_array_equal(masked.attack("label-only").scores, undefended.attack("label-only").scores)
+    assert masked.metrics["label-only"].auc == undefended.metrics["label-only"].auc
+    assert masked.config["output_mask"] == mask
+
+
+def test_training_defenses_apply_to_target_and_shadows(undefended):
+    res = mialab.audit("digits", attacks=["loss"], seed=0,
+                       defenses=[{"name": "l2", "weight_decay": 0.05}, {"name": "label-smoothing", "smoothing": 0.2}],
+                       **TINY)
+    assert res.config["defenses"][0] == {"name": "l2", "weight_decay": 0.05}
+    assert res.config["shadow_defense"] == "same"
+    # a different recipe gives a different target (same seed, same split)
+    assert np.array_equal(res.split.members, undefended.split.members)
+    assert not np.allclose(res.target_outputs.logits, undefended.target_outputs.logits)
+
+
+def test_shadow_defense_none_trains_undefended_shadows():
+    a = mialab.audit("digits", attacks=["loss"], seed=0, defenses=[{"name": "l2", "weight_decay": 0.05}],
+                     shadow_defense="none", **TINY)
+    b = mialab.audit("digits", attacks=["loss"], seed=0, **TINY)
+    assert a.shadows[0]["test_accuracy"] == b.shadows[0]["test_accuracy"]  # identical shadow training
+    assert a.target["test_accuracy"] != b.target["test_accuracy"] or a.target["train_accuracy"] != b.target["train_accuracy"]
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(defenses=[{"name": "nope"}]), "nope"),
+    (dict(defenses=[{"weight_decay": 0.1}]), "name"),
+    (dict(defenses=[{"name": "l2", "weight_decay": 0.1, "bogus": 1}]), "bogus"),
+    (dict(output_mask={"name": "top-k", "k": 11}), "top_k"),
+    (dict(output_mask={"name": "blur"}), "blur"),
+    (dict(shadow_defense="maybe"), "shadow_defense"),
+])
+def test_bad_defense_settings_are_refused_before_training(settings, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        mialab.audit("digits", attacks=["loss"], **{**TINY, **settings})
