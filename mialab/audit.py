@@ -72,6 +72,14 @@ def _train_one(dataset: Dataset, X: np.ndarray, y: np.ndarray, *, model: str,
     return defense.train(train, X, y, training=training, seed=seed)
 
 
+def _refuse_reference_distillation(defense: TrainingDefense) -> None:
+    members = defense.describe().get("members", [defense.describe()])
+    if any(m.get("name") == "distillation" and m.get("mode") == "reference" for m in members):
+        raise ValueError("defense distillation with mode='reference' needs a defender-side reference set "
+                         "disjoint from the evaluated and attacker records, which the audit split does not "
+                         "provide yet: use mode='self', or call Distillation.train with reference=...")
+
+
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
                  seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None) -> TrainedModel:
@@ -271,6 +279,7 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     t = time.perf_counter()
     model_params = dict(config.model_params)
     defense = config.training_defense()
+    _refuse_reference_distillation(defense)
     mask = config.mask()
     if mask is not None:
         mask.check(data.n_classes)

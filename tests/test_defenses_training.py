@@ -420,6 +420,11 @@ def test_distillation_end_to_end(digits, mode):
     assert report["teacher_test_accuracy"] == teacher.test_accuracy
     assert report["temperature"] == 4.0 and report["mode"] == mode
     assert student.test_accuracy > 0.6 and report["student_private_accuracy"] > 0.6
-    # trained at T = 1 on targets softened at T = 4, the student releases softer outputs
-    assert mean_max_prob(student.model, X) < mean_max_prob(teacher.model, X) - 0.1
+    # trained at T = 4 (logits / T) and released at T = 1, the student is sharper than the
+    # softened targets it learnt from
+    from mialab.defenses.distillation import softened_probabilities
+    from mialab.training import predict_logits
+
+    soft_targets_conf = softened_probabilities(predict_logits(teacher.model, X), 4.0).max(axis=1).mean()
+    assert mean_max_prob(student.model, X) > soft_targets_conf + 0.1
     assert re.fullmatch(r"\{.*\}", json.dumps(student.summary()))

@@ -546,3 +546,13 @@ def test_label_smoothing_softens_the_fit():
     smooth = train_model(_logreg, X, y, config=TrainConfig(epochs=30, lr=0.05, label_smoothing=0.3), seed=0)
     w = lambda m: float(sum(p.detach().abs().sum() for p in m.parameters()))  # noqa: E731
     assert w(smooth.model) < w(sharp.model)
+
+
+def test_logit_temperature_scales_training_and_is_validated():
+    X, y = _toy()
+    cfg = TrainConfig(epochs=2, batch_size=16)
+    plain = train_model(_logreg, X, y, config=cfg, seed=2)
+    hot = train_model(_logreg, X, y, config=cfg, seed=2, logit_temperature=3.0)
+    assert any(not torch.equal(p, q) for p, q in zip(plain.model.parameters(), hot.model.parameters()))
+    with pytest.raises(ValueError, match="logit_temperature"):
+        train_model(_logreg, X, y, config=cfg, seed=2, logit_temperature=0.0)

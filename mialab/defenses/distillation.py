@@ -13,11 +13,11 @@ gets deployed and attacked. Two modes:
   slice of the dataset). ``y_ref`` is used only to measure the student's accuracy; it trains on
   the teacher's soft labels.
 
-Limitation: Hinton et al. also divide the *student's* logits by ``T`` while training (and deploy
-it at ``T = 1``). The bound training function builds the model itself, so this defense cannot
-insert that division; here the student trains at ``T = 1`` on the softened targets, and so
-learns, and releases, probabilities about as soft as the teacher's at temperature ``T``. Needs a
-trainer option (a logit temperature) to do it Hinton's way.
+As in Hinton et al., the student trains on its own logits divided by ``T`` (with the loss scaled
+by ``T**2``, ``train_model(..., logit_temperature=T)``) and is released at ``T = 1``.
+
+In the audit only ``"self"`` is available so far: ``"reference"`` needs a defender-side
+reference slice the split does not carve yet, and the audit refuses it with that reason.
 
 The teacher and the student are trained by the same bound function, hence with the same seed
 (initialisation and data order); the student's targets differ, so does the student.
@@ -99,7 +99,8 @@ class Distillation(TrainingDefense):
             X_student, y_student = X, np.asarray(y)
         teacher = train(X, y)
         soft = softened_probabilities(predict_logits(teacher.model, X_student), self.temperature)
-        student = train(X_student, y_student, soft_targets=soft.astype(np.float32))
+        student = train(X_student, y_student, soft_targets=soft.astype(np.float32),
+                        logit_temperature=self.temperature)
         private_accuracy = student.train_accuracy if self.mode == "self" else accuracy(student.model, X, y)
         student.defense_report = {
             **student.defense_report,  # e.g. what a combined defense's hooks reported

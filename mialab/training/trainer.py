@@ -154,6 +154,7 @@ def train_model(
     soft_targets: np.ndarray | None = None,
     batch_transform: BatchTransform | None = None,
     wrap: Wrap | None = None,
+    logit_temperature: float = 1.0,
 ) -> TrainedModel:
     """Build a model with ``model_fn`` and train it on ``(X, y)``.
 
@@ -173,6 +174,10 @@ def train_model(
       Opacus's ``make_private`` does; training then iterates the returned ``DataLoader``
       (``TensorDataset(X, targets)``, shuffled by the order seed) instead of plain batches.
 
+    * ``logit_temperature`` T: train on ``logits / T`` with the loss scaled by ``T**2``
+      (Hinton et al. 2015, Sec. 2: a distilled student learns at the teacher's temperature and
+      is released at T = 1); evaluation and early stopping use the plain logits.
+
     Without hooks, batches are drawn by ``torch.randperm`` and the targets are the labels.
 
     Example
@@ -191,6 +196,9 @@ def train_model(
     val = _tensors(*validation, "validation set") if validation is not None else None
     tst = _tensors(*test, "test set") if test is not None else None
 
+    if isinstance(logit_temperature, bool) or not isinstance(logit_temperature, (int, float)) \
+            or not math.isfinite(logit_temperature) or logit_temperature <= 0:
+        raise ValueError(f"logit_temperature must be a finite float > 0, got {logit_temperature!r}")
     n_classes = None
     if soft_targets is not None:
         soft = np.asarray(soft_targets, dtype=np.float32)
@@ -240,7 +248,12 @@ def train_model(
                 if batch_transform is not None:
                     xb, tb = batch_transform(xb, tb, augment_gen)
                 optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(xb), tb, label_smoothing=config.label_smoothing)
+                logits = model(xb)
+                if logit_temperature != 1.0:
+                    logits = logits / logit_temperature
+                loss = nn.functional.cross_entropy(logits, tb, label_smoothing=config.label_smoothing)
+                if logit_temperature != 1.0:
+                    loss = loss * logit_temperature**2
                 if xb.shape[0] and not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"training loss became {loss.item()} at epoch {epoch}: lower the learning rate "

@@ -1,0 +1,189 @@
+"""Compare defenses by re-attacking each defended model; recommend what to deploy.
+
+Every candidate is a full audit with the same seed (so the same split, the same attacker pool
+and the same attacks) and its own training-time defenses and/or output mask. The label-only
+attack always runs, so a mask that hides scores but not labels is never scored as a complete
+defense. Effectiveness is the reduction of the worst-case attack advantage ``AUC - 0.5``
+relative to the undefended model; utility cost is the drop in test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mialab.audit import audit
+from mialab.config import AuditConfig
+from mialab.results import AuditResults
+
+__all__ = ["PRESETS", "DefenseComparison", "Recommendation", "compare_defenses", "recommend"]
+
+#: ready-made candidates by name: ``compare_defenses(["l2", "dp-sgd-eps1", "top-1"])``
+PRESETS: dict[str, dict[str, Any]] = {
+    "l2": {"defenses": [{"name": "l2", "weight_decay": 5e-3}]},
+    "dropout": {"defenses": [{"name": "dropout", "rate": 0.5}]},
+    "label-smoothing": {"defenses": [{"name": "label-smoothing", "smoothing": 0.1}]},
+    "early-stopping": {"defenses": [{"name": "early-stopping", "patience": 3}]},
+    "augmentation": {"defenses": [{"name": "augmentation", "noise": 0.05}]},
+    "distillation": {"defenses": [{"name": "distillation", "temperature": 4.0}]},
+    "dp-sgd-eps1": {"defenses": [{"name": "dp-sgd", "target_epsilon": 1.0}]},
+    "dp-sgd-eps8": {"defenses": [{"name": "dp-sgd", "target_epsilon": 8.0}]},
+    "top-1": {"output_mask": {"name": "top-k", "k": 1}},
+    "rounding-1": {"output_mask": {"name": "rounding", "decimals": 1}},
+    "label-only-output": {"output_mask": {"name": "label-only"}},
+}
+
+BASELINE = "none"
+
+
+@dataclass
+class Recommendation:
+    candidate: str
+    gain_per_point: float
+    reason: str
+
+
+@dataclass
+class DefenseComparison:
+    """One row per candidate (the undefended baseline first) and the audits behind them."""
+
+    rows: list[dict[str, Any]]
+    results: dict[str, AuditResults] = field(repr=False, default_factory=dict)
+
+    def row(self, candidate: str) -> dict[str, Any]:
+        for r in self.rows:
+            if r["candidate"] == candidate:
+                return r
+        raise KeyError(f"no candidate {candidate!r}; compared: {[r['candidate'] for r in self.rows]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def table(self) -> str:
+        """Plain-text comparison table."""
+        head = (f"{'candidate':<20}{'test acc':>9}{'cost':>7}{'worst attack':>20}{'AUC [95% CI]':>24}"
+                f"{'TPR@1%':>8}{'effect.':>9}{'epsilon':>9}")
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            eff = "" if r["effectiveness"] is None else f"{100 * r['effectiveness']:.0f}%"
+            eps = "" if r.get("epsilon") is None else f"{r['epsilon']:.2f}"
+            lo, hi = r["worst_auc_interval"]
+            lines.append(f"{r['candidate']:<20}{100 * r['test_accuracy']:8.1f}%{100 * r['utility_cost']:6.1f}p"
+                         f"{r['worst_attack']:>20}{r['worst_auc']:>9.3f} [{lo:.3f}, {hi:.3f}]"
+                         f"{100 * r['worst_tpr_at_1pct']:7.1f}%{eff:>9}{eps:>9}")
+        return "\n".join(lines)
+
+    def save(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        (out / "comparison.txt").write_text(self.table() + "\n")
+        return out
+
+
+def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, Any]:
+    worst = res.worst_case()
+    attacks = {a: {"accuracy": m.accuracy, "auc": m.auc, "auc_interval": list(m.auc_interval),
+                   "tpr_at_fpr": {str(e.fpr): e.tpr for e in m.tpr_at_fpr}}
+               for a, m in res.metrics.items()}
+    row: dict[str, Any] = {
+        "candidate": name,
+        "defenses": res.config["defenses"],
+        "output_mask": res.config["output_mask"],
+        "test_accuracy": res.target["test_accuracy"],
+        "train_accuracy": res.target["train_accuracy"],
+        "worst_attack": worst.attack,
+        "worst_auc": worst.auc,
+        "worst_auc_interval": list(worst.auc_interval),
+        "worst_tpr_at_1pct": max(m.tpr_at(0.01).tpr for m in res.metrics.values()),
+        "worst_accuracy": max(m.accuracy for m in res.metrics.values()),
+        "attacks": attacks,
+        "epsilon": res.target.get("defense", {}).get("epsilon"),
+    }
+    if base is None:
+        row["utility_cost"], row["effectiveness"] = 0.0, None
+    else:
+        row["utility_cost"] = base.target["test_accuracy"] - res.target["test_accuracy"]
+        base_adv = base.worst_case().auc - 0.5
+        row["effectiveness"] = None if base_adv <= 0 else 1.0 - (worst.auc - 0.5) / base_adv
+    return row
+
+
+def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
+                     *, config: AuditConfig | None = None, out: str | Path | None = None,
+                     quiet: bool = False, **settings: Any) -> DefenseComparison:
+    """Audit the undefended model and each candidate with the same seed, split and attacks.
+
+    ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
+    "output_mask": {...}}``. ``config`` / ``settings``: the base audit (as for
+    :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
+    written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``.
+    """
+    if isinstance(candidates, Mapping):
+        specs = {str(k): dict(v) for k, v in candidates.items()}
+    else:
+        unknown = [c for c in candidates if c not in PRESETS]
+        if unknown:
+            raise ValueError(f"candidates must be preset names {sorted(PRESETS)} or a mapping, got unknown {unknown}")
+        specs = {c: PRESETS[c] for c in candidates}
+    if BASELINE in specs:
+        raise ValueError(f"candidate name {BASELINE!r} is reserved for the undefended baseline")
+    for name, spec in specs.items():
+        stray = sorted(set(spec) - {"defenses", "output_mask"})
+        if stray:
+            raise ValueError(f"candidate {name!r} may set 'defenses' and 'output_mask', got {stray}")
+    base = config if config is not None else AuditConfig(**settings)
+    if config is not None and settings:
+        raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
+    if "label-only" not in base.attacks:
+        base = base.replace(attacks=base.attacks + ("label-only",))
+    # replace() validates every candidate now, before any training (early stopping, for one,
+    # needs n_validation > 0 in the base settings)
+    configs = {BASELINE: base, **{name: base.replace(defenses=tuple(spec.get("defenses", ())),
+                                                     output_mask=spec.get("output_mask"))
+                                  for name, spec in specs.items()}}
+    results: dict[str, AuditResults] = {}
+    for name, cfg in configs.items():
+        results[name] = audit(config=cfg, quiet=quiet, out=None if out is None else Path(out) / name)
+    rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
+    comparison = DefenseComparison(rows=rows, results=results)
+    if out is not None:
+        comparison.save(out)
+    return comparison
+
+
+def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,
+              target_auc: float | None = None) -> tuple[list[Recommendation], str]:
+    """Rank candidates by measured privacy gain (worst-case ``AUC - 0.5`` removed) per point of
+    test accuracy lost, among those within ``max_utility_drop`` (and at or below ``target_auc``
+    when given). Returns the ranked list and a one-line verdict (which says when nothing fits)."""
+    if not 0 <= max_utility_drop <= 1:
+        raise ValueError(f"max_utility_drop must be in [0, 1], got {max_utility_drop}")
+    if target_auc is not None and not 0.5 <= target_auc <= 1:
+        raise ValueError(f"target_auc must be in [0.5, 1], got {target_auc}")
+    base = comparison.row(BASELINE)
+    ranked = []
+    for r in comparison.rows:
+        if r["candidate"] == BASELINE:
+            continue
+        gain = (base["worst_auc"] - 0.5) - (r["worst_auc"] - 0.5)
+        if gain <= 0 or r["utility_cost"] > max_utility_drop:
+            continue
+        if target_auc is not None and r["worst_auc"] > target_auc:
+            continue
+        per_point = gain / max(100 * r["utility_cost"], 0.5)  # cost floored at half a point
+        reason = (f"{r['candidate']}: worst-case AUC {base['worst_auc']:.3f} -> {r['worst_auc']:.3f} "
+                  f"[{r['worst_auc_interval'][0]:.3f}, {r['worst_auc_interval'][1]:.3f}] "
+                  f"({r['worst_attack']}) for {100 * r['utility_cost']:.1f} points of test accuracy "
+                  f"({100 * base['test_accuracy']:.1f}% -> {100 * r['test_accuracy']:.1f}%).")
+        ranked.append(Recommendation(r["candidate"], per_point, reason))
+    ranked.sort(key=lambda rec: -rec.gain_per_point)
+    if ranked:
+        verdict = f"Recommended: {ranked[0].reason}"
+    else:
+        verdict = (f"No candidate lowered the worst-case AUC ({base['worst_auc']:.3f}) within a utility drop of "
+                   f"{100 * max_utility_drop:.1f} points" + (f" and AUC <= {target_auc}" if target_auc else "") + ".")
+    return ranked, verdict
