@@ -8,6 +8,7 @@
 __version__ = "0.1.0"
 
 from mialab.audit import audit  # noqa: E402
+from mialab.comparison import compare_defenses, recommend  # noqa: E402
 from mialab.config import AuditConfig  # noqa: E402
 from mialab.data import Dataset, from_arrays, from_csv, load_dataset, make_split  # noqa: E402
 from mialab.report import summary_table, write_run  # noqa: E402
@@ -17,6 +18,8 @@ from mialab.training import TrainConfig  # noqa: E402
 __all__ = [
     "__version__",
     "audit",
+    "compare_defenses",
+    "recommend",
     "AuditConfig",
     "AuditResults",
     "TrainConfig",

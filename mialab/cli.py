@@ -2,6 +2,7 @@
 
     mialab audit --dataset digits --model mlp --attacks threshold,loss,shadow,label-only --out runs/x
     mialab audit --config audit.toml --seed 3
+    mialab defend --candidates l2,dropout,top-1 --max-utility-drop 0.02
     mialab list
 """
 
@@ -34,6 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="train a target and shadow models, attack, report",
                        description="Run a membership-inference audit. Flags override --config.")
+    _add_audit_args(a)
+    d = sub.add_parser("defend", help="re-attack defended models, compare, recommend",
+                       description="Audit the undefended model and each candidate defense with the same "
+                                   "seed, split and attacks (label-only always included); print the "
+                                   "comparison and the recommendation.")
+    _add_audit_args(d)
+    d.add_argument("--candidates", default="l2,dropout,label-smoothing,top-1,label-only-output",
+                   help="comma-separated presets (see `mialab list`)")
+    d.add_argument("--max-utility-drop", type=float, default=0.05,
+                   help="largest acceptable drop in test accuracy (fraction, default 0.05)")
+    d.add_argument("--target-auc", type=float, help="largest acceptable worst-case attack AUC")
+    sub.add_parser("list", help="list datasets, models, attacks and defenses")
+    return parser
+
+
+def _add_audit_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--config", type=Path, help="TOML file with AuditConfig settings")
     a.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10")
     a.add_argument("--data-root", help="directory holding the dataset files")
@@ -64,8 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--bootstrap", type=int, help="bootstrap replicates for intervals (default 1000)")
     a.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<model>-seed<seed>)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
-    sub.add_parser("list", help="list datasets, models and attacks")
-    return parser
 
 
 def config_from_args(args: argparse.Namespace):
@@ -107,6 +122,24 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_defend(args: argparse.Namespace) -> int:
+    from mialab.comparison import compare_defenses, recommend
+
+    if args.csv is not None:
+        raise ValueError("mialab defend works on built-in datasets; --csv is not supported yet")
+    config = config_from_args(args)
+    out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}-defenses"
+    candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    comparison = compare_defenses(candidates, config=config, out=out, quiet=args.quiet)
+    ranked, verdict = recommend(comparison, max_utility_drop=args.max_utility_drop, target_auc=args.target_auc)
+    print(comparison.table())
+    print("\n" + verdict)
+    for rec in ranked[1:]:
+        print(f"  also: {rec.reason}")
+    print(f"\nrun directory: {out} (comparison.json, comparison.txt, one audit per candidate)")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from mialab.attacks import attack_names
     from mialab.data import available_datasets
@@ -115,6 +148,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("datasets:", ", ".join(available_datasets()))
     print("models:  ", ", ".join(model_names()))
     print("attacks: ", ", ".join(attack_names()))
+    from mialab.comparison import PRESETS
+    from mialab.defenses import defense_names, mask_names
+
+    print("defenses:", ", ".join(defense_names()))
+    print("masks:   ", ", ".join(mask_names()))
+    print("defense presets (mialab defend --candidates):", ", ".join(PRESETS))
     return 0
 
 
@@ -123,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "quiet", False):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return {"audit": _cmd_audit, "list": _cmd_list}[args.command](args)
+        return {"audit": _cmd_audit, "defend": _cmd_defend, "list": _cmd_list}[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -178,7 +178,9 @@ def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,
         reason = (f"{r['candidate']}: worst-case AUC {base['worst_auc']:.3f} -> {r['worst_auc']:.3f} "
                   f"[{r['worst_auc_interval'][0]:.3f}, {r['worst_auc_interval'][1]:.3f}] "
                   f"({r['worst_attack']}) for {100 * r['utility_cost']:.1f} points of test accuracy "
-                  f"({100 * base['test_accuracy']:.1f}% -> {100 * r['test_accuracy']:.1f}%).")
+                  f"({100 * base['test_accuracy']:.1f}% -> {100 * r['test_accuracy']:.1f}%)"
+                  + ("; its interval still contains the undefended AUC, so the reduction is within noise."
+                     if r["worst_auc_interval"][1] >= base["worst_auc"] else "."))
         ranked.append(Recommendation(r["candidate"], per_point, reason))
     ranked.sort(key=lambda rec: -rec.gain_per_point)
     if ranked:

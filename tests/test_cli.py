@@ -81,3 +81,15 @@ def test_cli_audits_a_csv_file(tmp_path, capsys):
     assert data["dataset"]["name"] == "digits" and data["dataset"]["n_classes"] == 10
     assert "csv" in data["dataset"]["source"] or str(path) in data["dataset"]["source"]
     assert main(["audit", "--csv", str(path), "--quiet"]) != 0  # --label-column is required with --csv
+
+
+def test_cli_defend_compares_and_recommends(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["defend", "--candidates", "l2,top-1", "--attacks", "loss", "--shadows", "2", "--epochs", "3",
+               "--bootstrap", "50", "--out", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "worst attack" in printed and ("Recommended" in printed or "No candidate" in printed)
+    data = json.loads((out / "comparison.json").read_text())
+    assert [r["candidate"] for r in data["rows"]] == ["none", "l2", "top-1"]
+    assert main(["defend", "--candidates", "l3", "--quiet"]) == 2
