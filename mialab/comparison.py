@@ -81,6 +81,9 @@ class DefenseComparison:
         out.mkdir(parents=True, exist_ok=True)
         (out / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
         (out / "comparison.txt").write_text(self.table() + "\n")
+        from mialab.report.plots import plot_tradeoff
+
+        plot_tradeoff(self.rows, out / "tradeoff.png")
         return out
 
 

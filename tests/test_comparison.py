@@ -77,3 +77,22 @@ def test_bad_comparison_requests_are_refused():
         mialab.compare_defenses(["early-stopping"], quiet=True)
     with pytest.raises(ValueError, match="max_utility_drop"):
         recommend(_fake([]), max_utility_drop=2)
+
+
+def test_pareto_front_against_brute_force():
+    import numpy as np
+
+    from mialab.report import pareto_front
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        pts = [tuple(p) for p in np.round(rng.random((8, 2)), 1)]
+        front = set(pareto_front(pts))
+        for i, (a, u) in enumerate(pts):
+            dominated = any(b >= a and v <= u and (b, v) != (a, u) for b, v in pts)
+            assert (i in front) == (not dominated)
+
+
+def test_comparison_writes_the_tradeoff_plot(comparison):
+    _, out = comparison
+    assert (out / "tradeoff.png").stat().st_size > 1000

@@ -8,7 +8,7 @@ import numpy as np
 
 from mialab.results import AuditResults
 
-__all__ = ["plot_roc", "plot_distributions"]
+__all__ = ["plot_roc", "plot_distributions", "plot_tradeoff", "pareto_front"]
 
 
 def _pyplot():
@@ -71,6 +71,48 @@ def plot_distributions(results: AuditResults, path: str | Path) -> Path:
         ax.set_xlabel(title)
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(test_accuracy, worst_auc)`` no other point dominates (at least
+    as accurate and at most as attackable, strictly better in one), sorted by accuracy."""
+    front = []
+    for i, (acc, auc) in enumerate(points):
+        dominated = any((a >= acc and u <= auc) and (a > acc or u < auc)
+                        for j, (a, u) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_tradeoff(rows: list[dict], path: str | Path) -> Path:
+    """Utility-privacy trade-off of a defense comparison: worst-case attack AUC and TPR at 1%
+    FPR against test accuracy, one point per candidate, the Pareto front (on AUC) joined."""
+    plt = _pyplot()
+    fig, (ax_auc, ax_tpr) = plt.subplots(1, 2, figsize=(11, 4.5))
+    points = [(r["test_accuracy"], r["worst_auc"]) for r in rows]
+    front = pareto_front(points)
+    for r in rows:
+        lo, hi = r["worst_auc_interval"]
+        ax_auc.errorbar(r["test_accuracy"], r["worst_auc"], yerr=[[r["worst_auc"] - lo], [hi - r["worst_auc"]]],
+                        fmt="o", capsize=3)
+        ax_auc.annotate(r["candidate"], (r["test_accuracy"], r["worst_auc"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax_tpr.plot(r["test_accuracy"], r["worst_tpr_at_1pct"], "o")
+        ax_tpr.annotate(r["candidate"], (r["test_accuracy"], r["worst_tpr_at_1pct"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+    ax_auc.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front")
+    ax_auc.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_auc.set_xlabel("test accuracy")
+    ax_auc.set_ylabel("worst-case attack AUC (95% CI)")
+    ax_auc.legend(fontsize=8)
+    ax_tpr.set_xlabel("test accuracy")
+    ax_tpr.set_ylabel("worst-case TPR at 1% FPR")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
