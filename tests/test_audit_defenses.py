@@ -59,3 +59,17 @@ def test_shadow_defense_none_trains_undefended_shadows():
 def test_bad_defense_settings_are_refused_before_training(settings, match):
     with pytest.raises((ValueError, TypeError), match=match):
         mialab.audit("digits", attacks=["loss"], **{**TINY, **settings})
+
+
+def test_combinations_work_and_unsound_ones_are_refused():
+    from mialab.defenses import combine, make_defense
+
+    res = mialab.audit("digits", attacks=["loss"], seed=0, output_mask={"name": "top-k", "k": 3},
+                       defenses=[{"name": "dp-sgd", "noise_multiplier": 1.0}, {"name": "l2", "weight_decay": 1e-3}],
+                       **TINY)
+    assert res.target["defense"]["epsilon"] > 0
+    assert all(s["defense"]["epsilon"] == res.target["defense"]["epsilon"] for s in res.shadows)
+    with pytest.raises(ValueError, match="mixup"):
+        combine([make_defense("dp-sgd", noise_multiplier=1.0), make_defense("augmentation", mixup_alpha=0.2)])
+    with pytest.raises(ValueError, match="take over training"):
+        combine([make_defense("dp-sgd", noise_multiplier=1.0), make_defense("distillation")])

@@ -38,6 +38,12 @@ class Combined(TrainingDefense):
         takers = [d.name for d in defenses if _overrides_train(d)]
         if len(takers) > 1:
             raise ValueError(f"at most one defense can take over training, got {takers}")
+        mixup = [d for d in defenses if d.name == "augmentation" and getattr(d, "mixup_alpha", 0) > 0]
+        if mixup and "dp-sgd" in names:
+            # a mixed example carries two records, so one record reaches two clipped per-example
+            # gradients and the accountant's per-record epsilon no longer holds
+            raise ValueError("dp-sgd cannot be combined with mixup (augmentation mixup_alpha > 0): one record "
+                             "would enter two clipped gradients and the reported epsilon would not hold")
         object.__setattr__(self, "defenses", defenses)
 
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:

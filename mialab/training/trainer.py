@@ -24,7 +24,9 @@ from mialab.seeding import derive_seed, torch_generator, torch_seeded
 __all__ = ["TrainConfig", "TrainedModel", "train_model", "accuracy", "BatchTransform", "Wrap"]
 
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-Wrap = Callable[[nn.Module, torch.optim.Optimizer, Any], tuple[nn.Module, torch.optim.Optimizer, Any]]
+#: returns (model, optimizer, loader), or (model, optimizer, criterion, loader) where ``criterion(logits,
+#: targets)`` is the loss to train on (Opacus's ghost clipping returns its two-pass loss wrapper)
+Wrap = Callable[[nn.Module, torch.optim.Optimizer, Any], tuple[Any, ...]]
 
 _OPTIMIZERS = ("adam", "sgd")
 
@@ -215,19 +217,26 @@ def train_model(
     augment_gen = torch_generator(derive_seed(seed, "augment"))
     optimizer = _make_optimizer(model, config)
     if n_classes is None and (batch_transform is not None or wrap is not None):
+        model.eval()  # a probe: no dropout draw from the caller's RNG, no BatchNorm statistics update
         with torch.no_grad():
             n_classes = int(model(Xt[:1]).shape[1])
+        model.train()
     targets = None
     if n_classes is not None:  # probability targets: soft labels, or one-hot for the hooks
         targets = torch.as_tensor(soft) if soft_targets is not None else \
             nn.functional.one_hot(yt, n_classes).to(torch.float32)
     loader = None
+    criterion = None  # None: cross-entropy with the recipe's label smoothing
     if wrap is not None:
         from torch.utils.data import DataLoader, TensorDataset
 
         loader = DataLoader(TensorDataset(Xt, targets), batch_size=config.batch_size, shuffle=True,
                             generator=order)
-        model, optimizer, loader = wrap(model, optimizer, loader)
+        wrapped = wrap(model, optimizer, loader)
+        if len(wrapped) == 4:  # Opacus ghost clipping adds its loss wrapper
+            model, optimizer, criterion, loader = wrapped
+        else:
+            model, optimizer, loader = wrapped
 
     def batches():
         if loader is not None:
@@ -251,10 +260,13 @@ def train_model(
                 logits = model(xb)
                 if logit_temperature != 1.0:
                     logits = logits / logit_temperature
-                loss = nn.functional.cross_entropy(logits, tb, label_smoothing=config.label_smoothing)
+                if criterion is None:
+                    loss = nn.functional.cross_entropy(logits, tb, label_smoothing=config.label_smoothing)
+                else:  # e.g. Opacus's ghost-clipping loss: loss.backward() runs its two passes
+                    loss = criterion(logits, tb)
                 if logit_temperature != 1.0:
                     loss = loss * logit_temperature**2
-                if xb.shape[0] and not torch.isfinite(loss):
+                if xb.shape[0] and not math.isfinite(loss.item()):
                     raise FloatingPointError(
                         f"training loss became {loss.item()} at epoch {epoch}: lower the learning rate "
                         f"(lr={config.lr})"
