@@ -51,13 +51,13 @@ __all__ = ["DPSGD", "PrivateWrap", "ACCOUNTANTS", "GRAD_SAMPLE_MODES", "check_pr
 #: Opacus accountants this defense offers (``opacus.accountants.create_accountant`` names).
 ACCOUNTANTS = ("prv", "rdp")
 
-#: Opacus per-sample-gradient modes that work with mialab's trainer, both giving the same
-#: weights: ``"hooks"``, per-layer grad samplers on module hooks (Opacus's default), and
-#: ``"functorch"``, ``torch.func.vmap(grad)`` over every layer. Measured on a digits MLP (CPU,
-#: one thread, 5 epochs, median of 3): hooks 6-9x and functorch 7-14x the non-private time.
-#: ``"ghost"`` is ghost clipping (Li et al. 2022, "Large Language Models Can Be Strong
-#: Differentially Private Learners"; 2.6-3.3x there, the fastest): Opacus returns a loss wrapper
-#: whose ``backward`` runs two passes, which ``train_model`` takes from ``wrap``'s 4-tuple.
+#: Opacus per-sample-gradient modes that work with mialab's trainer, all giving the same weights
+#: (to 1e-7): ``"hooks"``, per-layer grad samplers on module hooks (Opacus's default);
+#: ``"functorch"``, ``torch.func.vmap(grad)`` over every layer; and ``"ghost"``, ghost clipping
+#: (Li et al. 2022, "Large Language Models Can Be Strong Differentially Private Learners"):
+#: Opacus returns a loss wrapper whose ``backward`` runs two passes, which ``train_model`` takes
+#: from ``wrap``'s 4-tuple. Ghost is the default: fastest on both our MLP and CNN in
+#: ``benchmarks/dp_modes.py`` (see benchmarks/RESULTS.md).
 GRAD_SAMPLE_MODES = ("hooks", "functorch", "ghost")
 
 _OPACUS_ONLY_MODES = {
@@ -262,7 +262,7 @@ class DPSGD(TrainingDefense):
     max_grad_norm: float = 1.0
     poisson_sampling: bool = True
     accountant: str = "prv"
-    grad_sample_mode: str = "hooks"
+    grad_sample_mode: str = "ghost"
 
     def __post_init__(self) -> None:
         if (self.target_epsilon is None) == (self.noise_multiplier is None):

@@ -113,7 +113,8 @@ def _tensors(X: np.ndarray, y: np.ndarray, name: str) -> tuple[torch.Tensor, tor
         raise ValueError(f"{name}: got an empty set")
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: X must be finite, got NaN/inf")
-    return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    # torch.tensor copies: datasets hand out read-only arrays, which as_tensor warns about
+    return torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
 
 
 @torch.no_grad()
