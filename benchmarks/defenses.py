@@ -14,7 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import mialab
 from mialab import TrainConfig
 from mialab.comparison import compare_defenses, recommend
 from mialab.report import plot_tradeoff

@@ -125,6 +125,8 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
     written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``.
     """
+    if isinstance(candidates, str):
+        raise TypeError(f"candidates must be a list of preset names or a mapping, got the string {candidates!r}")
     if isinstance(candidates, Mapping):
         specs = {str(k): dict(v) for k, v in candidates.items()}
     else:

@@ -16,7 +16,6 @@ import pytest
 import mialab.attacks.label_only as label_only_mod
 from mialab.attacks import (
     AttackerData,
-    CorrectnessAttack,
     LabelOnlyAttack,
     MetricAttack,
     NotFittedError,

@@ -71,6 +71,8 @@ def test_recommendation_says_when_the_reduction_is_within_noise():
 def test_bad_comparison_requests_are_refused():
     with pytest.raises(ValueError, match="unknown"):
         mialab.compare_defenses(["l3"], quiet=True)
+    with pytest.raises(TypeError, match="string"):
+        mialab.compare_defenses("l2", quiet=True)
     with pytest.raises(ValueError, match="reserved"):
         mialab.compare_defenses({"none": {"defenses": []}}, quiet=True)
     with pytest.raises(ValueError, match="n_validation"):
