@@ -59,8 +59,10 @@ def _train_one(dataset: Dataset, X: np.ndarray, y: np.ndarray, *, model: str,
                model_params: Mapping[str, Any], training: TrainConfig, seed: int,
                defense: TrainingDefense | None, validation: tuple[np.ndarray, np.ndarray] | None,
                test: tuple[np.ndarray, np.ndarray] | None,
-               on_epoch: Callable[[int], None] | None = None) -> TrainedModel:
-    """Train one model with ``defense`` (recipe, hooks or its own training) applied."""
+               on_epoch: Callable[[int], None] | None = None,
+               reference: tuple[np.ndarray, np.ndarray] | None = None) -> TrainedModel:
+    """Train one model with ``defense`` (recipe, hooks or its own training) applied;
+    ``reference`` records go to a defense that needs them (and only to one)."""
     defense = defense or TrainingDefense()
     training, params = defense.recipe(training, model_params)
     fn = _model_fn(dataset, model, params)
@@ -69,32 +71,47 @@ def _train_one(dataset: Dataset, X: np.ndarray, y: np.ndarray, *, model: str,
         return train_model(fn, Xs, ys, config=training, seed=seed, validation=validation, test=test,
                            on_epoch=on_epoch, **hooks)
 
+    if defense.needs_reference:
+        if reference is None or not len(reference[1]):
+            raise ValueError(f"defense {defense.describe()['name']!r} needs reference records "
+                             "(distillation mode='reference'), got none")
+        return defense.train(train, X, y, training=training, seed=seed, reference=reference)
     return defense.train(train, X, y, training=training, seed=seed)
 
 
-def _refuse_reference_distillation(defense: TrainingDefense) -> None:
-    members = defense.describe().get("members", [defense.describe()])
-    if any(m.get("name") == "distillation" and m.get("mode") == "reference" for m in members):
-        raise ValueError("defense distillation with mode='reference' needs a defender-side reference set "
-                         "disjoint from the evaluated and attacker records, which the audit split does not "
-                         "provide yet: use mode='self', or call Distillation.train with reference=...")
+def audit_split(data: Dataset, config: AuditConfig, defense: TrainingDefense | None = None) -> AuditSplit:
+    """The split :func:`audit` uses for ``config``: :func:`make_split` with the configured sizes;
+    a defense that needs reference records (DMP distillation) gets ``config.n_reference`` of them,
+    or by default as many as the target trains on, capped at a third of the pool. Members,
+    non-members and test records do not depend on ``n_reference`` (per-part sub-seeds)."""
+    defense = defense or config.training_defense()
+    sizes = dict(n_target_train=config.n_target_train, member_fraction=config.member_fraction,
+                 n_test=config.n_test, n_validation=config.n_validation, seed=derive_seed(config.seed, "split"))
+    n_reference = config.n_reference or 0
+    if config.n_reference is None and defense.needs_reference:
+        plain = make_split(data.y, **sizes)
+        n_reference = min(plain.target_train.size + plain.validation.size, plain.pool.size // 3)
+    return make_split(data.y, n_reference=n_reference, **sizes)
 
 
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
                  seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None) -> TrainedModel:
     """Train the target on ``split.target_train`` (members included) with ``defense`` applied;
-    utility on ``split.test``, early stopping (if configured) on ``split.validation``."""
+    utility on ``split.test``, early stopping (if configured) on ``split.validation``; a defense
+    that needs reference records (DMP distillation) gets ``split.reference``."""
     train_ids = split.target_train
     validation = (dataset.X[split.validation], dataset.y[split.validation]) if split.validation.size else None
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     training = training or TrainConfig()
+    reference = (dataset.X[split.reference], dataset.y[split.reference]) if split.reference.size else None
     bar = None if quiet else _progress_bar(total=training.epochs, desc="target model (epochs)")
     try:
         return _train_one(dataset, dataset.X[train_ids], dataset.y[train_ids], model=model,
                           model_params=model_params or {}, training=training,
                           seed=derive_seed(seed, "target"), defense=defense, validation=validation,
-                          test=test, on_epoch=None if bar is None else (lambda done: bar.update(1)))
+                          test=test, on_epoch=None if bar is None else (lambda done: bar.update(1)),
+                          reference=reference)
     finally:
         if bar is not None:
             bar.close()
@@ -142,7 +159,7 @@ def target_like_shadow_membership(split: AuditSplit, n_shadows: int, *, seed: in
 
 def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit) -> None:
     """Attacker data must be disjoint from what the target trained on and what is evaluated."""
-    for part in ("members", "train_rest", "validation", "nonmembers"):
+    for part in ("members", "train_rest", "validation", "nonmembers", "reference"):
         n = np.intersect1d(membership.record_ids, getattr(split, part)).size
         if n:
             raise ValueError(f"membership.record_ids (the attacker's records) must be disjoint from "
@@ -159,6 +176,11 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     When the recipe uses early stopping, each shadow holds back the same fraction of its IN
     records as the target does for validation; those records are not trained on and are marked
     non-members in the returned membership matrix. Utility is measured on ``split.test``.
+
+    When the defense needs reference records (DMP distillation), shadow ``k`` draws
+    ``split.reference.size`` of them (fewer if fewer exist) from the pool records outside the
+    shadow pool ``membership.record_ids``, so its reference set never contains a record whose
+    membership the attack learns from.
     """
     training = training or TrainConfig()
     _check_attacker_side(membership, split)
@@ -169,6 +191,12 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     val_fraction = split.validation.size / max(1, split.target_train.size + split.validation.size)
     matrix = membership.matrix.copy()
+    spare = np.setdiff1d(split.pool, membership.record_ids)
+    needs_reference = defense is not None and defense.needs_reference
+    if needs_reference and spare.size < 2:
+        raise ValueError("the shadows' reference records (distillation mode='reference') come from pool records "
+                         f"outside the shadow pool, got {spare.size} such record(s) of {split.pool.size}: "
+                         "lower n_attacker_pool")
     models = []
     for k in _progress(range(membership.n_models), total=membership.n_models, desc="shadow models", quiet=quiet):
         ids = membership.record_ids[matrix[k]]
@@ -181,10 +209,15 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
             ids = np.delete(ids, val_pos)
             matrix[k, np.isin(membership.record_ids, val_ids)] = False
             validation = (dataset.X[val_ids], dataset.y[val_ids])
+        reference = None
+        if needs_reference:
+            n_ref = min(max(split.reference.size, 1), spare.size)
+            ref = np.sort(numpy_rng(derive_seed(seed, "shadow", k, "reference")).choice(spare, n_ref, replace=False))
+            reference = (dataset.X[ref], dataset.y[ref])
         models.append(_train_one(dataset, dataset.X[ids], dataset.y[ids], model=model,
                                  model_params=model_params or {}, training=training,
                                  seed=derive_seed(seed, "shadow", k, "train"), defense=defense,
-                                 validation=validation, test=test))
+                                 validation=validation, test=test, reference=reference))
     return models, MembershipMatrix(matrix=matrix, record_ids=membership.record_ids)
 
 
@@ -270,16 +303,13 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
 
     data = dataset if custom_data else load_dataset(
         config.dataset, root=config.data_root, download=config.download)
-    split = make_split(data.y, n_target_train=config.n_target_train, member_fraction=config.member_fraction,
-                       n_test=config.n_test, n_validation=config.n_validation,
-                       seed=derive_seed(config.seed, "split"))
+    defense = config.training_defense()
+    split = audit_split(data, config, defense)
     timings["data_and_split_s"] = time.perf_counter() - t0
     log.info("split: %s", split.sizes())
 
     t = time.perf_counter()
     model_params = dict(config.model_params)
-    defense = config.training_defense()
-    _refuse_reference_distillation(defense)
     mask = config.mask()
     if mask is not None:
         mask.check(data.n_classes)
@@ -289,8 +319,13 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     log.info("target: %s", target.summary())
 
     t = time.perf_counter()
+    n_attacker_pool = config.n_attacker_pool
+    if n_attacker_pool is None and defense.needs_reference and config.shadow_defense == "same":
+        # leave the shadows' reference records outside their pool
+        target_size = split.target_train.size + split.validation.size
+        n_attacker_pool = max(4, min(split.pool.size - split.reference.size, 2 * target_size))
     membership = target_like_shadow_membership(split, config.n_shadows, seed=config.seed,
-                                               n_attacker_pool=config.n_attacker_pool)
+                                               n_attacker_pool=n_attacker_pool)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet,

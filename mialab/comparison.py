@@ -1,7 +1,8 @@
 """Compare defenses by re-attacking each defended model; recommend what to deploy.
 
-Every candidate is a full audit with the same seed (so the same split, the same attacker pool
-and the same attacks) and its own training-time defenses and/or output mask. The label-only
+Every candidate is a full audit with the same seed (so the same evaluated records, the same
+attacker pool, except where DMP distillation carves its reference slice from it, and the same
+attacks) and its own training-time defenses, output mask and, optionally, training recipe. The label-only
 attack always runs, so a mask that hides scores but not labels is never scored as a complete
 defense. Effectiveness is the reduction of the worst-case attack advantage ``AUC - 0.5``
 relative to the undefended model; utility cost is the drop in test accuracy.
@@ -9,6 +10,7 @@ relative to the undefended model; utility cost is the drop in test accuracy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from mialab.audit import audit
 from mialab.config import AuditConfig
 from mialab.results import AuditResults
+from mialab.training import TrainConfig
 
 __all__ = ["PRESETS", "DefenseComparison", "Recommendation", "compare_defenses", "recommend"]
 
@@ -29,6 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "early-stopping": {"defenses": [{"name": "early-stopping", "patience": 3}]},
     "augmentation": {"defenses": [{"name": "augmentation", "noise": 0.05}]},
     "distillation": {"defenses": [{"name": "distillation", "temperature": 4.0}]},
+    "distillation-reference": {"defenses": [{"name": "distillation", "temperature": 4.0, "mode": "reference"}]},
     "dp-sgd-eps1": {"defenses": [{"name": "dp-sgd", "target_epsilon": 1.0}]},
     "dp-sgd-eps8": {"defenses": [{"name": "dp-sgd", "target_epsilon": 8.0}]},
     "top-1": {"output_mask": {"name": "top-k", "k": 1}},
@@ -96,6 +100,7 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
         "candidate": name,
         "defenses": res.config["defenses"],
         "output_mask": res.config["output_mask"],
+        "training": res.config["training"],
         "test_accuracy": res.target["test_accuracy"],
         "train_accuracy": res.target["train_accuracy"],
         "worst_attack": worst.attack,
@@ -121,7 +126,10 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
     ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
-    "output_mask": {...}}``. ``config`` / ``settings``: the base audit (as for
+    "output_mask": {...}, "training": {...}}``; ``"training"`` overrides fields of the base
+    :class:`TrainConfig` for that candidate (e.g. the larger batches and learning rate DP-SGD
+    wants), for the target and, as part of the known recipe, for its shadows.
+    ``config`` / ``settings``: the base audit (as for
     :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
     written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``.
     """
@@ -137,9 +145,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     if BASELINE in specs:
         raise ValueError(f"candidate name {BASELINE!r} is reserved for the undefended baseline")
     for name, spec in specs.items():
-        stray = sorted(set(spec) - {"defenses", "output_mask"})
+        stray = sorted(set(spec) - {"defenses", "output_mask", "training"})
         if stray:
-            raise ValueError(f"candidate {name!r} may set 'defenses' and 'output_mask', got {stray}")
+            raise ValueError(f"candidate {name!r} may set 'defenses', 'output_mask' and 'training', got {stray}")
     base = config if config is not None else AuditConfig(**settings)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
@@ -148,7 +156,8 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     # replace() validates every candidate now, before any training (early stopping, for one,
     # needs n_validation > 0 in the base settings)
     configs = {BASELINE: base, **{name: base.replace(defenses=tuple(spec.get("defenses", ())),
-                                                     output_mask=spec.get("output_mask"))
+                                                     output_mask=spec.get("output_mask"),
+                                                     training=_training(name, base.training, spec))
                                   for name, spec in specs.items()}}
     results: dict[str, AuditResults] = {}
     for name, cfg in configs.items():
@@ -158,6 +167,21 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     if out is not None:
         comparison.save(out)
     return comparison
+
+
+def _training(name: str, base: TrainConfig, spec: Mapping[str, Any]) -> TrainConfig:
+    overrides = spec.get("training") or {}
+    if isinstance(overrides, TrainConfig):
+        return overrides
+    if not isinstance(overrides, Mapping):
+        raise TypeError(f"candidate {name!r}: 'training' must be a mapping of TrainConfig fields, "
+                        f"got {type(overrides).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"candidate {name!r}: 'training' sets unknown TrainConfig fields {unknown} "
+                         f"(known: {sorted(known)})")
+    return dataclasses.replace(base, **overrides)
 
 
 def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,

@@ -35,6 +35,10 @@ class AuditConfig:
         every shadow keeps known non-members.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
+    n_reference: the defender's reference records for ``distillation`` in ``mode="reference"``
+        (DMP), carved from the pool; ``None``: as many as the target trains on, but at most a
+        third of what the pool would hold (0 when no defense needs them). Each shadow then
+        draws as many from pool records outside the attacker's shadow pool.
     defenses: training-time defenses applied together, each ``{"name": ..., **params}`` (see
         ``mialab.defenses``), e.g. ``({"name": "dp-sgd", "target_epsilon": 1.0},)``.
     output_mask: what the deployed model releases, ``{"name": "top-k", "k": 3}`` etc., or None
@@ -59,6 +63,7 @@ class AuditConfig:
     member_fraction: float = 0.2
     n_test: int | None = None
     n_validation: int = 0
+    n_reference: int | None = None
     defenses: tuple[Mapping[str, Any], ...] = ()
     output_mask: Mapping[str, Any] | None = None
     shadow_defense: str = "same"
@@ -108,6 +113,9 @@ class AuditConfig:
         p = self.n_attacker_pool
         if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 4):
             raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
+        r = self.n_reference
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+            raise ValueError(f"n_reference must be an int >= 0 or None, got {r!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
         object.__setattr__(self, "defenses", tuple(self.defenses))
@@ -116,6 +124,9 @@ class AuditConfig:
         defense = self.training_defense()  # validates every defense now, before any training
         self.mask()
         patience = defense.recipe(self.training, self.model_params)[0].early_stopping_patience
+        if defense.needs_reference and r == 0:
+            raise ValueError("defense distillation with mode='reference' needs reference records: "
+                             "n_reference must be > 0 or None (automatic), got 0")
         if patience is not None and not self.n_validation:
             raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
                              f"(got n_validation={self.n_validation})")

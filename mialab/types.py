@@ -67,7 +67,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # AuditSplit
 # ----------------------------------------------------------------------------------------------
-_SPLIT_PARTS = ("members", "train_rest", "validation", "nonmembers", "test", "pool")
+_SPLIT_PARTS = ("members", "train_rest", "validation", "nonmembers", "test", "pool", "reference")
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +86,9 @@ class AuditSplit:
     test:       utility test set, outside every audit set (test accuracy is measured here).
     pool:       the attacker's pool for shadow models, disjoint from everything evaluated.
     seed:       the seed the split was drawn with (recorded, not used here).
+    reference:  the defender's own unlabelled-use reference records (e.g. for DMP-style
+                distillation: the deployed student trains on them, labelled by the teacher);
+                never evaluated, outside the attacker's pool; empty unless asked for.
     """
 
     members: np.ndarray
@@ -96,6 +99,7 @@ class AuditSplit:
     pool: np.ndarray
     n_records: int
     seed: int | None = None
+    reference: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_records, (int, np.integer)) or self.n_records <= 0:
@@ -147,10 +151,11 @@ class AuditSplit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AuditSplit":
-        missing = [k for k in (*_SPLIT_PARTS, "n_records") if k not in data]
+        # "reference" arrived later: runs written before it have none
+        missing = [k for k in (*_SPLIT_PARTS, "n_records") if k not in data and k != "reference"]
         if missing:
             raise KeyError(f"AuditSplit.from_dict: missing keys {missing}")
-        return cls(**{part: np.asarray(data[part], dtype=np.int64) for part in _SPLIT_PARTS},
+        return cls(**{part: np.asarray(data.get(part, []), dtype=np.int64) for part in _SPLIT_PARTS},
                    n_records=int(data["n_records"]), seed=data.get("seed"))
 
 

@@ -73,3 +73,46 @@ def test_combinations_work_and_unsound_ones_are_refused():
         combine([make_defense("dp-sgd", noise_multiplier=1.0), make_defense("augmentation", mixup_alpha=0.2)])
     with pytest.raises(ValueError, match="take over training"):
         combine([make_defense("dp-sgd", noise_multiplier=1.0), make_defense("distillation")])
+
+
+def test_reference_distillation_uses_a_disjoint_defender_slice(undefended):
+    spec = [{"name": "distillation", "temperature": 2.0, "mode": "reference"}]
+    res = mialab.audit("digits", attacks=["loss"], seed=0, defenses=spec, **TINY)
+    split = res.split
+    # the evaluated records are those of the undefended audit: the reference slice comes from the pool
+    np.testing.assert_array_equal(split.members, undefended.split.members)
+    np.testing.assert_array_equal(split.nonmembers, undefended.split.nonmembers)
+    np.testing.assert_array_equal(split.test, undefended.split.test)
+    # default size: as many as the target trains on, capped at a third of the pool
+    pool_before = undefended.split.pool.size
+    assert split.reference.size == min(split.target_train.size, pool_before // 3)
+    assert split.reference.size + split.pool.size == pool_before
+    for part in ("members", "train_rest", "nonmembers", "test", "pool"):
+        assert not np.intersect1d(split.reference, getattr(split, part)).size
+    # shadows draw their own reference records outside the attacker's shadow pool
+    assert not np.intersect1d(res.shadow_membership.record_ids, split.reference).size
+    assert res.shadow_membership.record_ids.size < split.pool.size
+    assert res.target["defense"]["mode"] == "reference"
+    assert all(s["defense"]["mode"] == "reference" for s in res.shadows)
+    # the student never trained on a member: its accuracy on them is reported separately
+    assert 0.0 <= res.target["defense"]["student_private_accuracy"] <= 1.0
+    # round trip of the new split part
+    assert np.array_equal(type(split).from_dict(split.to_dict()).reference, split.reference)
+
+
+def test_reference_distillation_sizes_are_checked():
+    spec = [{"name": "distillation", "mode": "reference"}]
+    with pytest.raises(ValueError, match="n_reference must be > 0"):
+        mialab.AuditConfig(defenses=spec, n_reference=0)
+    with pytest.raises(ValueError, match="n_reference"):
+        mialab.audit("digits", attacks=["loss"], defenses=spec, n_reference=5000, **TINY)
+    res = mialab.audit("digits", attacks=["loss"], defenses=spec, n_reference=50, **TINY)
+    assert res.split.reference.size == 50
+
+
+def test_split_from_older_runs_without_reference_loads():
+    from mialab.types import AuditSplit
+
+    d = {"members": [0], "train_rest": [1], "validation": [], "nonmembers": [2], "test": [3], "pool": [4, 5],
+         "n_records": 6, "seed": 1}
+    assert AuditSplit.from_dict(d).reference.size == 0

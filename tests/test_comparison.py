@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import mialab
@@ -79,6 +80,22 @@ def test_bad_comparison_requests_are_refused():
         mialab.compare_defenses(["early-stopping"], quiet=True)
     with pytest.raises(ValueError, match="max_utility_drop"):
         recommend(_fake([]), max_utility_drop=2)
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['learning_rate'\]"):
+        mialab.compare_defenses({"dp": {"training": {"learning_rate": 0.1}}}, quiet=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        mialab.compare_defenses({"dp": {"training": {"batch_size": 0}}}, quiet=True)
+
+
+def test_a_candidate_can_change_the_training_recipe():
+    c = mialab.compare_defenses({"big-batch": {"training": {"batch_size": 128, "lr": 3e-3}}},
+                                attacks=["loss"], quiet=True, **TINY)
+    row = c.row("big-batch")
+    assert row["training"]["batch_size"] == 128 and row["training"]["lr"] == 3e-3
+    assert c.row("none")["training"]["batch_size"] == 64
+    assert c.results["big-batch"].config["training"]["epochs"] == 5  # the rest of the base recipe is kept
+    # the same evaluated records, a different model
+    np.testing.assert_array_equal(c.results["big-batch"].split.members, c.results["none"].split.members)
+    assert row["test_accuracy"] != c.row("none")["test_accuracy"] or row["train_accuracy"] != c.row("none")["train_accuracy"]
 
 
 def test_pareto_front_against_brute_force():

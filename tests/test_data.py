@@ -383,15 +383,18 @@ def imbalanced_labels(n: int = 3000, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(y)
 
 
-PARTS = ("members", "train_rest", "validation", "nonmembers", "test", "pool")
+PARTS = ("members", "train_rest", "validation", "nonmembers", "test", "pool", "reference")
 
 
 @pytest.mark.parametrize("kw,sizes", [
     ({}, {"members": 200, "train_rest": 800, "validation": 0, "nonmembers": 200, "test": 300,
-          "pool": 1500}),
+          "pool": 1500, "reference": 0}),
     ({"n_target_train": 500, "member_fraction": 0.3, "n_test": 100, "n_validation": 50},
      {"members": 150, "train_rest": 300, "validation": 50, "nonmembers": 150, "test": 100,
-      "pool": 2250}),
+      "pool": 2250, "reference": 0}),
+    ({"n_reference": 400},
+     {"members": 200, "train_rest": 800, "validation": 0, "nonmembers": 200, "test": 300,
+      "pool": 1100, "reference": 400}),
 ])
 def test_split_is_a_partition_with_the_specified_sizes(kw, sizes):
     y = imbalanced_labels()

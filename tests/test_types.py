@@ -279,7 +279,7 @@ def test_split_is_a_partition_of_what_it_lists():
                             ("members", "train_rest", "validation", "nonmembers", "test", "pool")])
     assert np.unique(every).size == every.size == 15
     assert split.sizes() == {"members": 3, "train_rest": 2, "validation": 1, "nonmembers": 3,
-                             "test": 2, "pool": 4}
+                             "test": 2, "pool": 4, "reference": 0}
     np.testing.assert_array_equal(split.target_train, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(split.evaluated, [0, 1, 2, 6, 7, 8])
     np.testing.assert_array_equal(split.evaluated_membership, [True] * 3 + [False] * 3)

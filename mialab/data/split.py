@@ -10,6 +10,8 @@ The practical audit workflow:
 * ``nonmembers``: records the target never sees, as many as the members and with the *same
   count per class*, so that the label alone tells an attacker nothing;
 * ``test``: the utility test set, outside every audit set;
+* ``reference`` (``n_reference``, default 0): the defender's own further records, e.g. the
+  reference set a DMP-style distilled student trains on; never evaluated, outside the pool;
 * ``pool``: everything left, the attacker's records for shadow/reference models.
 
 Every part is drawn stratified by label: per-class counts follow the largest-remainder
@@ -22,9 +24,9 @@ Minimums (each violation raises a ``ValueError`` naming the argument):
 
 * ``0 < member_fraction < 1``; at least one member per class present in ``y``;
 * ``n_members + n_validation <= n_target_train``;
-* ``n_test >= 1`` (utility must be measurable); ``n_validation >= 0``;
+* ``n_test >= 1`` (utility must be measurable); ``n_validation >= 0``; ``n_reference >= 0``;
 * the pool keeps at least ``2 * n_classes`` records, so
-  ``n >= n_target_train + n_members + n_test + 2 * n_classes``;
+  ``n >= n_target_train + n_members + n_test + n_reference + 2 * n_classes``;
 * every class has enough records outside the target's training set to match its members.
 
 Example
@@ -32,7 +34,7 @@ Example
 >>> import numpy as np
 >>> split = make_split(np.arange(300) % 3, seed=0)
 >>> split.sizes()
-{'members': 20, 'train_rest': 80, 'validation': 0, 'nonmembers': 20, 'test': 30, 'pool': 150}
+{'members': 20, 'train_rest': 80, 'validation': 0, 'nonmembers': 20, 'test': 30, 'pool': 150, 'reference': 0}
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def make_split(
     member_fraction: float = 0.2,
     n_test: int | None = None,
     n_validation: int = 0,
+    n_reference: int = 0,
     seed: int,
 ) -> AuditSplit:
     """Draw a stratified audit split of the records labelled ``y`` (int ``(n,)``).
@@ -149,6 +152,7 @@ def make_split(
         n_target_train = min(n // 3, DEFAULT_MAX_TARGET_TRAIN)
     n_target_train = _check_size(n_target_train, name="n_target_train", minimum=1)
     n_validation = _check_size(n_validation, name="n_validation", minimum=0)
+    n_reference = _check_size(n_reference, name="n_reference", minimum=0)
     n_members = int(np.floor(float(member_fraction) * n_target_train + 0.5))
     if n_members < n_classes:
         raise ValueError(
@@ -166,12 +170,13 @@ def make_split(
             f"n_validation={n_validation}"
         )
     pool_min = 2 * n_classes
-    needed = n_target_train + n_members + n_test + pool_min
+    needed = n_target_train + n_members + n_test + n_reference + pool_min
     if needed > n:
         raise ValueError(
             f"the split needs {needed} records (n_target_train={n_target_train} + nonmembers="
-            f"{n_members} + n_test={n_test} + a pool of at least 2 * n_classes={pool_min}), "
-            f"but y has {n}: lower n_target_train, member_fraction or n_test"
+            f"{n_members} + n_test={n_test} + n_reference={n_reference} + a pool of at least "
+            f"2 * n_classes={pool_min}), but y has {n}: lower n_target_train, member_fraction, "
+            "n_test or n_reference"
         )
 
     def rng(part: str) -> np.random.Generator:
@@ -202,6 +207,10 @@ def make_split(
     rest = np.setdiff1d(outside, nonmembers, assume_unique=True)
     test = _draw(rest, y, stratified_counts(outside_counts - member_counts, n_test), labels,
                  rng("test"))
-    pool = np.setdiff1d(rest, test, assume_unique=True)
+    rest = np.setdiff1d(rest, test, assume_unique=True)
+    reference = _draw(rest, y, stratified_counts(_counts(rest, y, labels), n_reference), labels,
+                      rng("reference"))
+    pool = np.setdiff1d(rest, reference, assume_unique=True)
     return AuditSplit(members=members, train_rest=train_rest, validation=validation,
-                      nonmembers=nonmembers, test=test, pool=pool, n_records=n, seed=seed)
+                      nonmembers=nonmembers, test=test, pool=pool, n_records=n, seed=seed,
+                      reference=reference)

@@ -41,6 +41,12 @@ class TrainingDefense:
 
     name: ClassVar[str] = "none"
 
+    @property
+    def needs_reference(self) -> bool:
+        """Whether :meth:`train` needs ``reference=(X_ref, y_ref)``: defender-side records
+        disjoint from the private and evaluated data (DMP-style distillation)."""
+        return False
+
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         """The recipe and model hyperparameters to train with (default: unchanged)."""
         return training, dict(model_params)

@@ -64,6 +64,10 @@ class Combined(TrainingDefense):
                 merged[key], owner[key] = hook, d.name
         return merged
 
+    @property
+    def needs_reference(self) -> bool:
+        return any(d.needs_reference for d in self.defenses)
+
     def hooks(self, *, n_train: int, training: TrainConfig, seed: int) -> dict[str, Any]:
         return self._hooks(self.defenses, n_train=n_train, training=training, seed=seed)
 

@@ -16,8 +16,10 @@ gets deployed and attacked. Two modes:
 As in Hinton et al., the student trains on its own logits divided by ``T`` (with the loss scaled
 by ``T**2``, ``train_model(..., logit_temperature=T)``) and is released at ``T = 1``.
 
-In the audit only ``"self"`` is available so far: ``"reference"`` needs a defender-side
-reference slice the split does not carve yet, and the audit refuses it with that reason.
+In the audit, ``"reference"`` mode takes the split's defender-side ``reference`` slice
+(``AuditConfig.n_reference``), disjoint from the evaluated records and from the attacker's
+pool; each shadow (Kerckhoffs) distils onto its own reference records drawn from attacker-side
+pool records outside its shadow pool.
 
 The teacher and the student are trained by the same bound function, hence with the same seed
 (initialisation and data order); the student's targets differ, so does the student.
@@ -80,6 +82,10 @@ class Distillation(TrainingDefense):
         _check_real(self, "temperature", low=0.0, low_open=True)
         if self.mode not in _MODES:
             raise ValueError(f"Distillation.mode must be one of {list(_MODES)}, got {self.mode!r}")
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.mode == "reference"
 
     def train(self, train: TrainFn, X: np.ndarray, y: np.ndarray, *, training: TrainConfig, seed: int,
               reference: tuple[np.ndarray, np.ndarray] | None = None) -> TrainedModel:
