@@ -157,19 +157,51 @@ def target_like_shadow_membership(split: AuditSplit, n_shadows: int, *, seed: in
     return shadow_membership(split.pool, n_shadows, seed=seed, n_pool=n_pool, n_in=n_in)
 
 
-def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit) -> None:
-    """Attacker data must be disjoint from what the target trained on and what is evaluated."""
-    for part in ("members", "train_rest", "validation", "nonmembers", "reference"):
+def _check_attacker_side(membership: MembershipMatrix, split: AuditSplit, *, online: bool = False) -> None:
+    """Attacker data must be disjoint from what the target trained on and what is evaluated;
+    an ``online`` attack's reference models may also train on the evaluated records (both
+    members and non-members: the attacker does not know which is which)."""
+    parts = ("train_rest", "validation", "reference") if online else \
+        ("members", "train_rest", "validation", "nonmembers", "reference")
+    for part in parts:
         n = np.intersect1d(membership.record_ids, getattr(split, part)).size
         if n:
             raise ValueError(f"membership.record_ids (the attacker's records) must be disjoint from "
                              f"split.{part}, got {n} shared record(s)")
 
 
+def online_reference_membership(split: AuditSplit, n_models: int, *, seed: int,
+                                n_population: int | None = None) -> MembershipMatrix:
+    """Membership of the reference models of *online* attacks (LiRA, RMIA; Carlini et al. 2022).
+
+    The attacker's population is every evaluated record (members and non-members alike) plus
+    pool records up to ``n_population`` records in all (default: twice the target's training
+    set, so each reference model trains on about as many records as the target). Every record is
+    IN for exactly ``n_models // 2`` models, chosen at random per record, so each evaluated
+    record has IN and OUT models in equal number; ``n_models`` must be even and >= 2.
+    """
+    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or n_models < 2 or n_models % 2:
+        raise ValueError(f"n_models (online reference models) must be an even int >= 2, got {n_models!r}")
+    evaluated = split.evaluated
+    target_size = split.target_train.size + split.validation.size
+    n_population = 2 * target_size if n_population is None else n_population
+    if isinstance(n_population, bool) or not isinstance(n_population, (int, np.integer)) \
+            or n_population < evaluated.size:
+        raise ValueError(f"n_population must be an int >= the {evaluated.size} evaluated records, got {n_population!r}")
+    n_pool = min(split.pool.size, int(n_population) - evaluated.size)
+    pick = numpy_rng(derive_seed(seed, "online-population")).permutation(split.pool.size)[:n_pool]
+    columns = np.concatenate([evaluated, split.pool[np.sort(pick)]])
+    rng = numpy_rng(derive_seed(seed, "online-membership"))
+    # per record, a random half of the models: rank uniform draws within each column
+    ranks = rng.random((n_models, columns.size)).argsort(axis=0).argsort(axis=0)
+    return MembershipMatrix(matrix=ranks < n_models // 2, record_ids=columns)
+
+
 def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMatrix, *,
                   model: str = "mlp", model_params: Mapping[str, Any] | None = None,
                   training: TrainConfig | None = None, seed: int = 0, quiet: bool = True,
-                  defense: TrainingDefense | None = None) -> tuple[list[TrainedModel], MembershipMatrix]:
+                  defense: TrainingDefense | None = None, role: str = "shadow",
+                  ) -> tuple[list[TrainedModel], MembershipMatrix]:
     """Train one shadow model per row of ``membership`` with the target's recipe (and
     ``defense``, when the attacker is assumed to know it).
 
@@ -183,7 +215,9 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     membership the attack learns from.
     """
     training = training or TrainConfig()
-    _check_attacker_side(membership, split)
+    if role not in ("shadow", "reference"):
+        raise ValueError(f"role must be 'shadow' or 'reference' (online reference models), got {role!r}")
+    _check_attacker_side(membership, split, online=role == "reference")
     patience = (defense or TrainingDefense()).recipe(training, model_params or {})[0].early_stopping_patience
     if patience is not None and not split.validation.size:
         raise ValueError("early stopping (training.early_stopping_patience) needs split.validation: "
@@ -198,12 +232,12 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
                          f"outside the shadow pool, got {spare.size} such record(s) of {split.pool.size}: "
                          "lower n_attacker_pool")
     models = []
-    for k in _progress(range(membership.n_models), total=membership.n_models, desc="shadow models", quiet=quiet):
+    for k in _progress(range(membership.n_models), total=membership.n_models, desc=f"{role} models", quiet=quiet):
         ids = membership.record_ids[matrix[k]]
         validation = None
         if patience is not None:
             n_val = max(1, round(val_fraction * ids.size))
-            rng = numpy_rng(derive_seed(seed, "shadow", k, "validation"))
+            rng = numpy_rng(derive_seed(seed, role, k, "validation"))
             val_pos = rng.choice(ids.size, size=n_val, replace=False)
             val_ids = ids[val_pos]
             ids = np.delete(ids, val_pos)
@@ -212,11 +246,11 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
         reference = None
         if needs_reference:
             n_ref = min(max(split.reference.size, 1), spare.size)
-            ref = np.sort(numpy_rng(derive_seed(seed, "shadow", k, "reference")).choice(spare, n_ref, replace=False))
+            ref = np.sort(numpy_rng(derive_seed(seed, role, k, "reference")).choice(spare, n_ref, replace=False))
             reference = (dataset.X[ref], dataset.y[ref])
         models.append(_train_one(dataset, dataset.X[ids], dataset.y[ids], model=model,
                                  model_params=model_params or {}, training=training,
-                                 seed=derive_seed(seed, "shadow", k, "train"), defense=defense,
+                                 seed=derive_seed(seed, role, k, "train"), defense=defense,
                                  validation=validation, test=test, reference=reference))
     return models, MembershipMatrix(matrix=matrix, record_ids=membership.record_ids)
 
@@ -224,31 +258,63 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
 def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset: Dataset,
                split: AuditSplit, membership: MembershipMatrix, *,
                cache: dict[str, Any] | None = None) -> AttackResult:
-    """Fit ``attack`` on the shadow models' view of the pool, then score the evaluated records.
+    """Fit ``attack`` on the shadow (reference) models' view of the attacker's records, then
+    score the evaluated records.
 
     ``target`` and ``shadows`` are query functions ``X -> logits`` (what each model releases).
-    ``cache`` (a dict the caller keeps across attacks) reuses the plain one-query-per-record
-    observations among attacks that observe the same way, so the models are queried once; it is
-    keyed by the identity of the models, membership and split, so reusing one dict with other
-    models cannot return stale observations.
+    Per-record attacks (LiRA, RMIA) also see the reference models' outputs on the evaluated
+    records: offline, none of ``membership``'s models trained on them (their columns are added,
+    all OUT); online, ``membership`` must already hold them (see
+    :func:`online_reference_membership`). RMIA's population records are then also queried on
+    the target. ``cache`` (a dict the caller keeps across attacks) reuses observations among
+    attacks that observe the same way, so the models are queried once; it is keyed by the
+    identity of the models, membership and split, so reusing one dict with other models cannot
+    return stale observations.
     """
-    _check_attacker_side(membership, split)
-    pool, ids = membership.record_ids, split.evaluated
+    per_record = bool(getattr(attack, "per_record", False))
+    online = per_record and bool(getattr(attack, "online", False))
+    _check_attacker_side(membership, split, online=online)
+    ids = split.evaluated
+    if online:
+        missing = np.setdiff1d(ids, membership.record_ids).size
+        if missing:
+            raise ValueError(f"online attack {attack.name!r} needs reference models observed on every evaluated "
+                             f"record, {missing} are not in membership.record_ids")
+    elif membership.record_ids.size and np.isin(ids, membership.record_ids).any():
+        raise ValueError("offline attacks must not fit on the evaluated records")
+    fit_membership = membership
+    if per_record and not online:  # the scored records, OUT for every reference model
+        fit_membership = MembershipMatrix(
+            matrix=np.hstack([membership.matrix, np.zeros((membership.n_models, ids.size), bool)]),
+            record_ids=np.concatenate([membership.record_ids, ids]))
+    columns = fit_membership.record_ids
 
-    def observe() -> tuple[tuple[Any, ...], Any]:
-        shadow_obs = tuple(attack.observe(q, dataset.X[pool], dataset.y[pool], pool) for q in shadows)
-        return shadow_obs, attack.observe(target, dataset.X[ids], dataset.y[ids], ids)
+    def observe(query: Query, rec: np.ndarray) -> Any:
+        return attack.observe(query, dataset.X[rec], dataset.y[rec], rec)
 
-    plain = type(attack).observe is Attack.observe
-    if cache is not None and plain:
-        key = ("plain", id(target), tuple(map(id, shadows)), id(membership), id(split), id(dataset))
+    how = attack.observation_key(dataset.X.ndim) if hasattr(attack, "observation_key") else \
+        ("plain",) if type(attack).observe is Attack.observe else None
+
+    def cached(what: str, query_fn: Callable[[], Any], *keyed: Any) -> Any:
+        if cache is None or how is None:
+            return query_fn()
+        key = (what, how, *map(id, keyed))
         if key not in cache:  # the entry keeps the keyed objects alive, so their ids stay unique
-            cache[key] = (observe(), (target, tuple(shadows), membership, split, dataset))
-        shadow_obs, target_obs = cache[key][0]
-    else:
-        shadow_obs, target_obs = observe()
-    attack.fit(AttackerData(observations=shadow_obs, membership=membership))
-    scores = attack.score(target_obs)
+            cache[key] = (query_fn(), keyed)
+        return cache[key][0]
+
+    # observations of the attacker's records per model, and of the evaluated records
+    what = "model+evaluated" if fit_membership is not membership else "model"
+    shadow_obs = tuple(cached(what, lambda q=q: observe(q, columns), q, membership, split, dataset)
+                       for q in shadows)
+    target_obs = cached("target", lambda: observe(target, ids), target, split, dataset)
+    attack.fit(AttackerData(observations=shadow_obs, membership=fit_membership))
+    context = {}
+    if per_record:
+        population = attack.population_ids(exclude=ids)
+        if population.size:
+            context["population"] = observe(target, population)
+    scores = attack.score(target_obs, **context)
     return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
                         is_member=split.evaluated_membership, threshold=attack.threshold_,
                         params=attack.get_params())
@@ -332,17 +398,31 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                                         defense=defense if config.shadow_defense == "same" else None)
     timings["shadow_training_s"] = time.perf_counter() - t
 
+    reference_models, reference_membership = [], None
+    if config.online_attacks:
+        t = time.perf_counter()
+        reference_membership = online_reference_membership(split, config.reference_model_count(),
+                                                           seed=derive_seed(config.seed, "online"))
+        reference_models, reference_membership = train_shadows(
+            data, split, reference_membership, model=config.model, model_params=model_params,
+            training=config.training, seed=config.seed, quiet=quiet, role="reference",
+            defense=defense if config.shadow_defense == "same" else None)
+        timings["reference_training_s"] = time.perf_counter() - t
+
     # attacks see only what a deployed model releases: the mask applies to the shadows too
     release = (lambda q: q) if mask is None else (lambda q: masked_query(q, mask))
     target_query = release(logit_query(target.model))
     shadow_queries = [release(logit_query(s.model)) for s in shadows]
+    reference_queries = [release(logit_query(r.model)) for r in reference_models]
     results, metrics, cache = [], {}, {}
     for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
         t = time.perf_counter()
         params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
                   **config.attack_params.get(name, {})}
-        result = run_attack(make_attack(name, **params), target_query, shadow_queries, data, split, membership,
-                            cache=cache)
+        online = name in config.online_attacks
+        result = run_attack(make_attack(name, **params), target_query,
+                            reference_queries if online else shadow_queries, data, split,
+                            reference_membership if online else membership, cache=cache)
         results.append(result)
         # one bootstrap seed for every attack: resamples are paired across attacks
         metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
@@ -358,7 +438,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                  "n_classes": data.n_classes, "kind": data.kind, "input_shape": list(data.input_shape)},
         split=split, target=target.summary(), shadows=[s.summary() for s in shadows],
         shadow_membership=membership, attacks=results, metrics=metrics, target_outputs=outputs,
-        timings=timings, versions=versions())
+        timings=timings, versions=versions(), reference_models=[r.summary() for r in reference_models],
+        reference_membership=reference_membership)
     if out is not None:
         from mialab.report import write_run
 

@@ -33,6 +33,10 @@ class AuditConfig:
         ``min(pool, 2 * target training size)``. Each shadow trains on as many of them as the
         target trains on (Shokri et al.'s setup), but on at most three quarters of them, so that
         every shadow keeps known non-members.
+    n_reference_models: reference models of the *online* attacks (``lira-online``,
+        ``rmia-online``), each trained on a random half of the evaluated records plus pool records
+        (see :func:`mialab.audit.online_reference_membership`); ``None``: ``n_shadows`` rounded up
+        to an even number. Offline attacks (``lira-offline``, ``rmia-offline``) use the shadows.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
     n_reference: the defender's reference records for ``distillation`` in ``mode="reference"``
@@ -59,6 +63,7 @@ class AuditConfig:
     attack_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_shadows: int = 8
     n_attacker_pool: int | None = None
+    n_reference_models: int | None = None
     n_target_train: int | None = None
     member_fraction: float = 0.2
     n_test: int | None = None
@@ -113,6 +118,9 @@ class AuditConfig:
         p = self.n_attacker_pool
         if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 4):
             raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
+        nr = self.n_reference_models
+        if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or nr < 2 or nr % 2):
+            raise ValueError(f"n_reference_models must be an even int >= 2 or None, got {nr!r}")
         r = self.n_reference
         if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
             raise ValueError(f"n_reference must be an int >= 0 or None, got {r!r}")
@@ -130,6 +138,19 @@ class AuditConfig:
         if patience is not None and not self.n_validation:
             raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
                              f"(got n_validation={self.n_validation})")
+
+    @property
+    def online_attacks(self) -> tuple[str, ...]:
+        """The configured attacks whose reference models train on the evaluated records."""
+        from mialab.attacks import ATTACKS
+
+        return tuple(a for a in self.attacks if ATTACKS[a][1].get("online", False))
+
+    def reference_model_count(self) -> int:
+        """How many online reference models the audit trains (0 without online attacks)."""
+        if not self.online_attacks:
+            return 0
+        return self.n_reference_models or self.n_shadows + self.n_shadows % 2
 
     # -- defenses -------------------------------------------------------------------------------
     def training_defense(self):

@@ -38,6 +38,9 @@ class AuditResults:
     target_outputs: the target's released outputs on the evaluated records (members first).
     timings:       seconds per stage.
     versions:      library / torch / numpy / scikit-learn / Python versions and platform.
+    reference_models / reference_membership: the online attacks' reference models (summaries)
+                   and their membership over evaluated + pool records (empty / None without
+                   online attacks).
     """
 
     config: dict[str, Any]
@@ -51,6 +54,8 @@ class AuditResults:
     target_outputs: ModelOutputs
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    reference_models: list[dict[str, Any]] = field(default_factory=list)
+    reference_membership: MembershipMatrix | None = None
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
@@ -66,6 +71,18 @@ class AuditResults:
             if a.attack == name:
                 return a
         raise KeyError(f"no attack {name!r} in these results; attacks run: {[a.attack for a in self.attacks]}")
+
+    def most_exposed(self, attack: str | None = None, top: int = 10) -> list[dict[str, Any]]:
+        """The ``top`` evaluated records the attack (default: the worst case) scores highest:
+        record id, label, score, rank and whether the record really was a member. Record ids
+        and labels only, never feature values. Ties keep record-id order."""
+        name = attack if attack is not None else self.worst_case().attack
+        a = self.attack(name)
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ValueError(f"top must be a positive int, got {top!r}")
+        order = np.lexsort((a.record_ids, -a.scores))[:top]
+        return [{"rank": i + 1, "record_id": int(a.record_ids[j]), "label": int(a.labels[j]),
+                 "score": float(a.scores[j]), "is_member": bool(a.is_member[j])} for i, j in enumerate(order)]
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +100,14 @@ class AuditResults:
                 "mean_test_accuracy": _mean(shadow_accs),
                 "models": self.shadows,
             },
+            "reference_models": {
+                "n_models": len(self.reference_models),
+                "mean_test_accuracy": _mean([r["test_accuracy"] for r in self.reference_models
+                                             if r.get("test_accuracy") is not None]),
+                "models": self.reference_models,
+            },
             "attacks": {name: m.to_dict() for name, m in self.metrics.items()},
+            "most_exposed": {a.attack: self.most_exposed(a.attack) for a in self.attacks},
             "attack_params": {a.attack: a.params for a in self.attacks},
             "worst_case": None if worst is None else {"attack": worst.attack, "auc": worst.auc,
                                                       "auc_interval": list(worst.auc_interval),
@@ -106,6 +130,9 @@ class AuditResults:
         if self.shadow_membership is not None:
             np.savez_compressed(out / "shadow_membership.npz", matrix=self.shadow_membership.matrix,
                                 record_ids=self.shadow_membership.record_ids)
+        if self.reference_membership is not None:
+            np.savez_compressed(out / "reference_membership.npz", matrix=self.reference_membership.matrix,
+                                record_ids=self.reference_membership.record_ids)
         return out
 
     def _write_scores(self, path: Path) -> None:

@@ -68,14 +68,23 @@ def synthetic_observation(access: str, rng, record_ids, labels, member, **kw):
 
 
 def synthetic_attacker_data(access: str, *, seed: int = 0, n_pool: int = 240, n_shadows: int = 3,
+                            scored: tuple[np.ndarray, np.ndarray] | None = None, online: bool = False,
                             **kw) -> AttackerData:
-    """``n_shadows`` shadow models on one pool, each trained on a random half of it."""
+    """``n_shadows`` shadow models on one pool, each trained on a random half of it. Per-record
+    attacks also observe the ``scored = (ids, labels)`` records: OUT for every model (offline)
+    or IN for a random half of the models each (``online``)."""
     rng = np.random.default_rng(seed)
     ids = np.arange(1000, 1000 + n_pool)
     labels = rng.integers(0, N_CLASSES, n_pool)
     matrix = np.zeros((n_shadows, n_pool), dtype=bool)
     for k in range(n_shadows):
         matrix[k, rng.permutation(n_pool)[: n_pool // 2]] = True
+    if scored is not None:
+        extra = np.zeros((n_shadows, scored[0].size), dtype=bool)
+        if online:
+            extra = rng.random(extra.shape).argsort(0).argsort(0) < max(1, n_shadows // 2)
+        ids, labels = np.concatenate([ids, scored[0]]), np.concatenate([labels, scored[1]])
+        matrix = np.hstack([matrix, extra])
     obs = tuple(synthetic_observation(access, rng, ids, labels, matrix[k], **kw) for k in range(n_shadows))
     return AttackerData(observations=obs, membership=MembershipMatrix(matrix=matrix, record_ids=ids))
 
@@ -90,7 +99,25 @@ def synthetic_target(access: str, *, seed: int = 1, n: int = 200, **kw):
 
 def fitted(name: str, **params):
     attack = make_attack(name, **params)
-    return attack.fit(synthetic_attacker_data(attack.access))
+    if not getattr(attack, "per_record", False):
+        return attack.fit(synthetic_attacker_data(attack.access))
+    obs, _ = synthetic_target(attack.access)
+    return attack.fit(synthetic_attacker_data(attack.access, scored=(obs.record_ids, obs.labels),
+                                              online=attack.online, n_shadows=4))
+
+
+def score(attack, obs):
+    """``attack.score(obs)``, with the target's outputs on RMIA's population (non-members)."""
+    if not getattr(attack, "per_record", False):
+        return attack.score(obs)
+    population = attack.population_ids(exclude=obs.record_ids)
+    if not population.size:
+        return attack.score(obs)
+    where = {int(r): j for j, r in enumerate(attack.columns_)}
+    labels = attack.labels_[[where[int(r)] for r in population]]
+    pop = synthetic_observation(attack.access, np.random.default_rng(7), population, labels,
+                                np.zeros(population.size, bool))
+    return attack.score(obs, population=pop)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,7 +203,9 @@ def test_choose_threshold_midpoint_is_strictly_between(high, low):
 def test_registry_lists_every_attack():
     # every registered attack has a hand-checked case below; a new one needs its own
     hand_checked = {"threshold", "threshold-true-class", "loss", "entropy", "modified-entropy",
-                    "correctness", "shadow", "label-only"}
+                    "correctness", "shadow", "label-only",
+                    # hand-checked in tests/test_reference_attacks.py
+                    "lira-offline", "lira-online", "rmia-offline", "rmia-online"}
     assert set(attack_names()) == hand_checked, "add a hand-checked test for a new attack"
     assert all(make_attack(n).name == n for n in attack_names())
     with pytest.raises(ValueError, match=r"attack must be one of \[.*'loss'.*'label-only'.*\], got 'lost'"):
@@ -230,7 +259,7 @@ def test_fit_returns_self_and_learns_only_underscore_attributes(name):
 def test_scores_are_float64_finite_and_higher_for_members(name):
     attack = fitted(name)
     obs, member = synthetic_target(attack.access)
-    scores = attack.score(obs)
+    scores = score(attack, obs)
     assert scores.dtype == np.float64 and scores.shape == (obs.n_records,)
     assert np.isfinite(scores).all()
     assert roc_auc(scores, member) > 0.65, name  # correctness, the weakest, is near 0.7
@@ -254,8 +283,8 @@ def test_wrong_observation_kind_is_a_type_error(name):
 @pytest.mark.parametrize("name", attack_names())
 def test_same_random_state_same_scores(name):
     obs, _ = synthetic_target(make_attack(name).access)
-    a = fitted(name, random_state=11).score(obs)
-    b = fitted(name, random_state=11).score(obs)
+    a = score(fitted(name, random_state=11), obs)
+    b = score(fitted(name, random_state=11), obs)
     np.testing.assert_array_equal(a, b)
 
 
@@ -751,13 +780,30 @@ def memorised():
     shadows, membership = train_shadows(ds, split, membership, **kw)
     return dict(ds=ds, split=split, null_split=null_split, target=target, shadows=shadows,
                 membership=membership, target_query=logit_query(target.model),
-                shadow_queries=[logit_query(s.model) for s in shadows])
+                shadow_queries=[logit_query(s.model) for s in shadows], kw=kw)
+
+
+def _online_references(m, split_key):
+    """4 online reference models per split (each evaluated record IN for 2), trained once."""
+    from mialab.audit import online_reference_membership, train_shadows
+    from mialab.training import logit_query
+
+    key = ("online", split_key)
+    if key not in m:
+        split = m[split_key]
+        membership = online_reference_membership(split, 4, seed=0, n_population=800)
+        models, membership = train_shadows(m["ds"], split, membership, role="reference", **m["kw"])
+        m[key] = ([logit_query(r.model) for r in models], membership)
+    return m[key]
 
 
 def _run(m, name, split_key, **params):
     from mialab.audit import run_attack
 
     attack = make_attack(name, random_state=0, **params)
+    if getattr(attack, "online", False):
+        queries, membership = _online_references(m, split_key)
+        return run_attack(attack, m["target_query"], queries, m["ds"], m[split_key], membership)
     return run_attack(attack, m["target_query"], m["shadow_queries"], m["ds"], m[split_key], m["membership"])
 
 

@@ -132,18 +132,28 @@ def test_logit_attacks_share_one_query_per_model():
     membership = shadow_membership(split.pool, 2, seed=0)
     calls = []
 
-    def query(X):
-        calls.append(X.shape[0])
-        return np.random.default_rng(X.shape[0]).normal(size=(X.shape[0], ds.n_classes))
+    def make_query(k):
+        def query(X):
+            calls.append(X.shape[0])
+            return np.random.default_rng([k, X.shape[0]]).normal(size=(X.shape[0], ds.n_classes))
+        return query
 
+    target, shadows = make_query(0), [make_query(1), make_query(2)]
     cache: dict = {}
-    a = run_attack(make_attack("loss"), query, [query, query], ds, split, membership, cache=cache)
-    b = run_attack(make_attack("entropy"), query, [query, query], ds, split, membership, cache=cache)
+    a = run_attack(make_attack("loss"), target, shadows, ds, split, membership, cache=cache)
+    b = run_attack(make_attack("entropy"), target, shadows, ds, split, membership, cache=cache)
     assert len(calls) == 3  # two shadows on the pool + the target, once for both attacks
-    uncached = run_attack(make_attack("entropy"), query, [query, query], ds, split, membership)
+    uncached = run_attack(make_attack("entropy"), target, shadows, ds, split, membership)
     assert np.array_equal(b.scores, uncached.scores) and len(calls) == 6
-    run_attack(make_attack("label-only", n_queries=2), query, [query, query], ds, split, membership, cache=cache)
+    run_attack(make_attack("label-only", n_queries=2), target, shadows, ds, split, membership, cache=cache)
     assert len(calls) > 6  # label-only observes its own perturbed queries
+    n = len(calls)
+    # LiRA and RMIA (offline) share their observations: the shadows on pool + evaluated records,
+    # the target on the evaluated records (cached) and on RMIA's population (not cached)
+    run_attack(make_attack("lira-offline"), target, shadows, ds, split, membership, cache=cache)
+    assert len(calls) == n + 2  # each shadow once on its new columns; the target's plain query is reused
+    run_attack(make_attack("rmia-offline"), target, shadows, ds, split, membership, cache=cache)
+    assert len(calls) == n + 3  # only the target on the population
     assert a.attack == "loss"
 
 

@@ -8,6 +8,8 @@ scores, higher = more likely member.
 from mialab.attacks import metric as _metric  # noqa: F401
 from mialab.attacks import shadow as _shadow  # noqa: F401
 from mialab.attacks import label_only as _label_only  # noqa: F401
+from mialab.attacks import lira as _lira  # noqa: F401
+from mialab.attacks import rmia as _rmia  # noqa: F401
 from mialab.attacks.base import (
     ATTACKS,
     Attack,
@@ -18,7 +20,10 @@ from mialab.attacks.base import (
     make_attack,
 )
 from mialab.attacks.label_only import LabelOnlyAttack
+from mialab.attacks.lira import LiRA
 from mialab.attacks.metric import CorrectnessAttack, MetricAttack
+from mialab.attacks.reference import ReferenceAttack
+from mialab.attacks.rmia import RMIA
 from mialab.attacks.shadow import ShadowModelAttack
 
 __all__ = [
@@ -33,4 +38,7 @@ __all__ = [
     "CorrectnessAttack",
     "ShadowModelAttack",
     "LabelOnlyAttack",
+    "ReferenceAttack",
+    "LiRA",
+    "RMIA",
 ]

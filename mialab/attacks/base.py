@@ -148,12 +148,16 @@ class Attack(ABC):
         self._fit(data)
         return self
 
-    def score(self, observed: Observation) -> np.ndarray:
-        """Membership scores ``(n,)`` float64 for the observed records, higher = member."""
+    def score(self, observed: Observation, **context: Any) -> np.ndarray:
+        """Membership scores ``(n,)`` float64 for the observed records, higher = member.
+
+        ``context``: what some attacks need besides the scored records, e.g. RMIA's
+        ``population=`` (the target's outputs on known non-member population records)."""
         if not self.is_fitted:
             raise NotFittedError(f"attack {self.name!r} must be fitted (call fit) before score")
         self._check_observation(observed, "score")
-        scores = np.asarray(self._score(observed), dtype=np.float64)
+        scores = np.asarray(self._score(observed, **context) if context else self._score(observed),
+                            dtype=np.float64)
         if scores.shape != (observed.n_records,):
             raise RuntimeError(f"attack {self.name!r} returned scores of shape {scores.shape}, "
                                f"expected ({observed.n_records},)")
