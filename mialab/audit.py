@@ -7,6 +7,7 @@ The pieces are usable on their own: :func:`train_target`, :func:`train_shadows`,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import sys
@@ -23,11 +24,11 @@ from mialab.config import AuditConfig
 from mialab.data import Dataset, load_dataset, make_split
 from mialab.defenses.base import TrainingDefense
 from mialab.defenses.masking import masked_query
+from mialab.fleet import Job, train_jobs
 from mialab.metrics import evaluate
-from mialab.models import build_model
 from mialab.results import AuditResults
-from mialab.seeding import derive_seed, numpy_rng, torch_seeded
-from mialab.training import TrainConfig, TrainedModel, logit_query, train_model
+from mialab.seeding import derive_seed, numpy_rng
+from mialab.training import TrainConfig, TrainedModel, logit_query
 from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs, as_index_array
 
 __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "target_like_shadow_membership",
@@ -44,39 +45,6 @@ def _progress_bar(*, total: int, desc: str, iterable: Iterable[Any] | None = Non
 
 def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
     return iterable if quiet else _progress_bar(total=total, desc=desc, iterable=iterable)
-
-
-def _model_fn(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> Callable[[], Any]:
-    # build once now so bad names/hyperparameters fail before any training starts; seeded in a
-    # fork so the throwaway initialisation does not advance the caller's global RNG
-    with torch_seeded(0):
-        build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes, **model_params)
-    return lambda: build_model(model, input_shape=dataset.input_shape, n_classes=dataset.n_classes,
-                               **model_params)
-
-
-def _train_one(dataset: Dataset, X: np.ndarray, y: np.ndarray, *, model: str,
-               model_params: Mapping[str, Any], training: TrainConfig, seed: int,
-               defense: TrainingDefense | None, validation: tuple[np.ndarray, np.ndarray] | None,
-               test: tuple[np.ndarray, np.ndarray] | None,
-               on_epoch: Callable[[int], None] | None = None,
-               reference: tuple[np.ndarray, np.ndarray] | None = None) -> TrainedModel:
-    """Train one model with ``defense`` (recipe, hooks or its own training) applied;
-    ``reference`` records go to a defense that needs them (and only to one)."""
-    defense = defense or TrainingDefense()
-    training, params = defense.recipe(training, model_params)
-    fn = _model_fn(dataset, model, params)
-
-    def train(Xs: np.ndarray, ys: np.ndarray, **hooks: Any) -> TrainedModel:
-        return train_model(fn, Xs, ys, config=training, seed=seed, validation=validation, test=test,
-                           on_epoch=on_epoch, **hooks)
-
-    if defense.needs_reference:
-        if reference is None or not len(reference[1]):
-            raise ValueError(f"defense {defense.describe()['name']!r} needs reference records "
-                             "(distillation mode='reference'), got none")
-        return defense.train(train, X, y, training=training, seed=seed, reference=reference)
-    return defense.train(train, X, y, training=training, seed=seed)
 
 
 def audit_split(data: Dataset, config: AuditConfig, defense: TrainingDefense | None = None) -> AuditSplit:
@@ -96,22 +64,21 @@ def audit_split(data: Dataset, config: AuditConfig, defense: TrainingDefense | N
 
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
-                 seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None) -> TrainedModel:
+                 seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None,
+                 cache_dir: str | Path | None = None, stats: dict[str, int] | None = None) -> TrainedModel:
     """Train the target on ``split.target_train`` (members included) with ``defense`` applied;
     utility on ``split.test``, early stopping (if configured) on ``split.validation``; a defense
-    that needs reference records (DMP distillation) gets ``split.reference``."""
-    train_ids = split.target_train
-    validation = (dataset.X[split.validation], dataset.y[split.validation]) if split.validation.size else None
-    test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
+    that needs reference records (DMP distillation) gets ``split.reference``. With
+    ``cache_dir``, a target trained before with the same settings is loaded instead."""
     training = training or TrainConfig()
-    reference = (dataset.X[split.reference], dataset.y[split.reference]) if split.reference.size else None
+    job = Job(train_ids=split.target_train, seed=derive_seed(seed, "target"),
+              validation_ids=split.validation if split.validation.size else None,
+              reference_ids=split.reference if split.reference.size else None)
     bar = None if quiet else _progress_bar(total=training.epochs, desc="target model (epochs)")
     try:
-        return _train_one(dataset, dataset.X[train_ids], dataset.y[train_ids], model=model,
-                          model_params=model_params or {}, training=training,
-                          seed=derive_seed(seed, "target"), defense=defense, validation=validation,
-                          test=test, on_epoch=None if bar is None else (lambda done: bar.update(1)),
-                          reference=reference)
+        return train_jobs(dataset, [job], model=model, model_params=model_params or {}, training=training,
+                          defense=defense, test_ids=split.test, cache_dir=cache_dir, stats=stats,
+                          on_epoch=None if bar is None else (lambda done: bar.update(1)))[0]
     finally:
         if bar is not None:
             bar.close()
@@ -147,11 +114,14 @@ def shadow_membership(pool: np.ndarray, n_shadows: int, *, seed: int, n_pool: in
 
 
 def target_like_shadow_membership(split: AuditSplit, n_shadows: int, *, seed: int,
-                                  n_attacker_pool: int | None = None) -> MembershipMatrix:
+                                  n_attacker_pool: int | None = None,
+                                  target_size: int | None = None) -> MembershipMatrix:
     """The audit's shadow membership: shadows draw from ``n_attacker_pool`` pool records
     (default ``min(pool, 2 x target size)``) and each trains on as many as the target does,
-    but on at most three quarters of them, so every shadow keeps known non-members."""
-    target_size = split.target_train.size + split.validation.size
+    but on at most three quarters of them, so every shadow keeps known non-members.
+    ``target_size``: the target's training-set size, when the split does not hold it all."""
+    if target_size is None:
+        target_size = split.target_train.size + split.validation.size
     n_pool = n_attacker_pool or min(split.pool.size, 2 * target_size)
     n_in = min(target_size, n_pool - max(1, n_pool // 4))
     return shadow_membership(split.pool, n_shadows, seed=seed, n_pool=n_pool, n_in=n_in)
@@ -176,9 +146,11 @@ def online_reference_membership(split: AuditSplit, n_models: int, *, seed: int,
 
     The attacker's population is every evaluated record (members and non-members alike) plus
     pool records up to ``n_population`` records in all (default: twice the target's training
-    set, so each reference model trains on about as many records as the target). Every record is
-    IN for exactly ``n_models // 2`` models, chosen at random per record, so each evaluated
-    record has IN and OUT models in equal number; ``n_models`` must be even and >= 2.
+    set, so each reference model trains on about as many records as the target). Models come in
+    pairs (0, 1), (2, 3), ...: per record and pair, a coin flip makes one of the two IN and the
+    other OUT. So every record is IN for exactly ``n_models // 2`` models, and so is it for
+    every even-sized prefix of the models (the first 2, 4, 8... models are a balanced design of
+    their own); ``n_models`` must be even and >= 2.
     """
     if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or n_models < 2 or n_models % 2:
         raise ValueError(f"n_models (online reference models) must be an even int >= 2, got {n_models!r}")
@@ -192,16 +164,18 @@ def online_reference_membership(split: AuditSplit, n_models: int, *, seed: int,
     pick = numpy_rng(derive_seed(seed, "online-population")).permutation(split.pool.size)[:n_pool]
     columns = np.concatenate([evaluated, split.pool[np.sort(pick)]])
     rng = numpy_rng(derive_seed(seed, "online-membership"))
-    # per record, a random half of the models: rank uniform draws within each column
-    ranks = rng.random((n_models, columns.size)).argsort(axis=0).argsort(axis=0)
-    return MembershipMatrix(matrix=ranks < n_models // 2, record_ids=columns)
+    first = rng.random((n_models // 2, columns.size)) < 0.5  # per pair: is its first model IN?
+    matrix = np.empty((n_models, columns.size), dtype=bool)
+    matrix[0::2], matrix[1::2] = first, ~first
+    return MembershipMatrix(matrix=matrix, record_ids=columns)
 
 
 def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMatrix, *,
                   model: str = "mlp", model_params: Mapping[str, Any] | None = None,
                   training: TrainConfig | None = None, seed: int = 0, quiet: bool = True,
                   defense: TrainingDefense | None = None, role: str = "shadow",
-                  ) -> tuple[list[TrainedModel], MembershipMatrix]:
+                  cache_dir: str | Path | None = None, many: bool = True,
+                  stats: dict[str, int] | None = None) -> tuple[list[TrainedModel], MembershipMatrix]:
     """Train one shadow model per row of ``membership`` with the target's recipe (and
     ``defense``, when the attacker is assumed to know it).
 
@@ -213,6 +187,10 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     ``split.reference.size`` of them (fewer if fewer exist) from the pool records outside the
     shadow pool ``membership.record_ids``, so its reference set never contains a record whose
     membership the attack learns from.
+
+    Models are trained many at once when the recipe allows (``many=False``: one by one; the
+    same weights to float rounding) and, with ``cache_dir``, stored and reused (see
+    :mod:`mialab.fleet`); ``stats`` receives how many were trained and loaded.
     """
     training = training or TrainConfig()
     if role not in ("shadow", "reference"):
@@ -222,7 +200,6 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     if patience is not None and not split.validation.size:
         raise ValueError("early stopping (training.early_stopping_patience) needs split.validation: "
                          "the shadows hold back the same fraction as the target, got an empty slice")
-    test = (dataset.X[split.test], dataset.y[split.test]) if split.test.size else None
     val_fraction = split.validation.size / max(1, split.target_train.size + split.validation.size)
     matrix = membership.matrix.copy()
     spare = np.setdiff1d(split.pool, membership.record_ids)
@@ -231,27 +208,31 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
         raise ValueError("the shadows' reference records (distillation mode='reference') come from pool records "
                          f"outside the shadow pool, got {spare.size} such record(s) of {split.pool.size}: "
                          "lower n_attacker_pool")
-    models = []
-    for k in _progress(range(membership.n_models), total=membership.n_models, desc=f"{role} models", quiet=quiet):
+    jobs = []
+    for k in range(membership.n_models):
         ids = membership.record_ids[matrix[k]]
         validation = None
         if patience is not None:
             n_val = max(1, round(val_fraction * ids.size))
             rng = numpy_rng(derive_seed(seed, role, k, "validation"))
             val_pos = rng.choice(ids.size, size=n_val, replace=False)
-            val_ids = ids[val_pos]
+            validation = ids[val_pos]
             ids = np.delete(ids, val_pos)
-            matrix[k, np.isin(membership.record_ids, val_ids)] = False
-            validation = (dataset.X[val_ids], dataset.y[val_ids])
+            matrix[k, np.isin(membership.record_ids, validation)] = False
         reference = None
         if needs_reference:
             n_ref = min(max(split.reference.size, 1), spare.size)
-            ref = np.sort(numpy_rng(derive_seed(seed, role, k, "reference")).choice(spare, n_ref, replace=False))
-            reference = (dataset.X[ref], dataset.y[ref])
-        models.append(_train_one(dataset, dataset.X[ids], dataset.y[ids], model=model,
-                                 model_params=model_params or {}, training=training,
-                                 seed=derive_seed(seed, role, k, "train"), defense=defense,
-                                 validation=validation, test=test, reference=reference))
+            reference = np.sort(numpy_rng(derive_seed(seed, role, k, "reference")).choice(spare, n_ref, replace=False))
+        jobs.append(Job(train_ids=ids, seed=derive_seed(seed, role, k, "train"), validation_ids=validation,
+                        reference_ids=reference))
+    bar = None if quiet else _progress_bar(total=len(jobs), desc=f"{role} models")
+    try:
+        models = train_jobs(dataset, jobs, model=model, model_params=model_params or {}, training=training,
+                            defense=defense, test_ids=split.test, cache_dir=cache_dir, many=many, stats=stats,
+                            on_model=None if bar is None else (lambda k: bar.update(1)))
+    finally:
+        if bar is not None:
+            bar.close()
     return models, MembershipMatrix(matrix=matrix, record_ids=membership.record_ids)
 
 
@@ -271,6 +252,13 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
     identity of the models, membership and split, so reusing one dict with other models cannot
     return stale observations.
     """
+    if not shadows and not attack.calibrated:  # a fixed rule: nothing to learn from shadows
+        ids = split.evaluated
+        attack.fit(None)
+        scores = attack.score(attack.observe(target, dataset.X[ids], dataset.y[ids], ids))
+        return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
+                            is_member=split.evaluated_membership, threshold=attack.threshold_,
+                            params=attack.get_params())
     per_record = bool(getattr(attack, "per_record", False))
     online = per_record and bool(getattr(attack, "online", False))
     _check_attacker_side(membership, split, online=online)
@@ -304,10 +292,11 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
         return cache[key][0]
 
     # observations of the attacker's records per model, and of the evaluated records
-    what = "model+evaluated" if fit_membership is not membership else "model"
-    shadow_obs = tuple(cached(what, lambda q=q: observe(q, columns), q, membership, split, dataset)
-                       for q in shadows)
-    target_obs = cached("target", lambda: observe(target, ids), target, split, dataset)
+    # keyed by the records observed (their digest), so models seen on the same records share
+    col_key = hashlib.sha256(np.ascontiguousarray(columns, dtype=np.int64).data).hexdigest()
+    ids_key = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).data).hexdigest()
+    shadow_obs = tuple(cached(("model", col_key), lambda q=q: observe(q, columns), q, dataset) for q in shadows)
+    target_obs = cached(("target", ids_key), lambda: observe(target, ids), target, dataset)
     attack.fit(AttackerData(observations=shadow_obs, membership=fit_membership))
     context = {}
     if per_record:
@@ -318,6 +307,34 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
     return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
                         is_member=split.evaluated_membership, threshold=attack.threshold_,
                         params=attack.get_params())
+
+
+def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_query: Query,
+               shadow_queries: Sequence[Query], membership: MembershipMatrix,
+               reference_queries: Sequence[Query] = (), reference_membership: MembershipMatrix | None = None,
+               *, quiet: bool = True, timings: dict[str, float] | None = None,
+               ) -> tuple[list[AttackResult], dict[str, Any]]:
+    """Run every attack of ``config`` (online ones on the reference models, the others on the
+    shadows) and evaluate it; returns the results and the metrics by attack name. Attack seeds
+    and the (paired) bootstrap seed derive from ``config.seed``."""
+    results, metrics, cache = [], {}, {}
+    for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
+        t = time.perf_counter()
+        params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
+                  **config.attack_params.get(name, {})}
+        online = name in config.online_attacks
+        if online and reference_membership is None:
+            raise ValueError(f"attack {name!r} is online: it needs reference models trained on the evaluated records")
+        result = run_attack(make_attack(name, **params), target_query,
+                            reference_queries if online else shadow_queries, data, split,
+                            reference_membership if online else membership, cache=cache)
+        results.append(result)
+        # one bootstrap seed for every attack: resamples are paired across attacks
+        metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
+                                 seed=derive_seed(config.seed, "bootstrap"))
+        if timings is not None:
+            timings[f"attack_{name}_s"] = time.perf_counter() - t
+    return results, metrics
 
 
 def versions() -> dict[str, str]:
@@ -333,7 +350,7 @@ def versions() -> dict[str, str]:
 
 def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Sequence[str] | None = None,
           seed: int = 0, out: str | Path | None = None, *, config: AuditConfig | None = None,
-          quiet: bool = False, **settings: Any) -> AuditResults:
+          quiet: bool = False, cache_dir: str | Path | None = None, **settings: Any) -> AuditResults:
     """Run a whole membership-inference audit and return what it measured.
 
     Parameters
@@ -345,6 +362,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     seed: the root seed; every other seed derives from it.
     out: run directory to write config, split, scores, metrics and plots into (optional).
     config: a full :class:`AuditConfig`; the other arguments then must be left at their defaults.
+    cache_dir: where trained models are stored and reused (see :mod:`mialab.fleet`): a second
+        audit with the same settings trains nothing, an interrupted one resumes. ``None``: no cache.
     settings: any other :class:`AuditConfig` field (``n_shadows=4``, ``training=TrainConfig(...)``).
 
     Example
@@ -379,8 +398,10 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     mask = config.mask()
     if mask is not None:
         mask.check(data.n_classes)
+    stats: dict[str, int] = {}
     target = train_target(data, split, model=config.model, model_params=model_params,
-                          training=config.training, seed=config.seed, quiet=quiet, defense=defense)
+                          training=config.training, seed=config.seed, quiet=quiet, defense=defense,
+                          cache_dir=cache_dir, stats=stats)
     timings["target_training_s"] = time.perf_counter() - t
     log.info("target: %s", target.summary())
 
@@ -394,7 +415,7 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                                                n_attacker_pool=n_attacker_pool)
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
-                                        seed=config.seed, quiet=quiet,
+                                        seed=config.seed, quiet=quiet, cache_dir=cache_dir, stats=stats,
                                         defense=defense if config.shadow_defense == "same" else None)
     timings["shadow_training_s"] = time.perf_counter() - t
 
@@ -406,6 +427,7 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         reference_models, reference_membership = train_shadows(
             data, split, reference_membership, model=config.model, model_params=model_params,
             training=config.training, seed=config.seed, quiet=quiet, role="reference",
+            cache_dir=cache_dir, stats=stats,
             defense=defense if config.shadow_defense == "same" else None)
         timings["reference_training_s"] = time.perf_counter() - t
 
@@ -414,20 +436,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     target_query = release(logit_query(target.model))
     shadow_queries = [release(logit_query(s.model)) for s in shadows]
     reference_queries = [release(logit_query(r.model)) for r in reference_models]
-    results, metrics, cache = [], {}, {}
-    for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
-        t = time.perf_counter()
-        params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
-                  **config.attack_params.get(name, {})}
-        online = name in config.online_attacks
-        result = run_attack(make_attack(name, **params), target_query,
-                            reference_queries if online else shadow_queries, data, split,
-                            reference_membership if online else membership, cache=cache)
-        results.append(result)
-        # one bootstrap seed for every attack: resamples are paired across attacks
-        metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
-                                 seed=derive_seed(config.seed, "bootstrap"))
-        timings[f"attack_{name}_s"] = time.perf_counter() - t
+    results, metrics = attack_all(config, data, split, target_query, shadow_queries, membership,
+                                  reference_queries, reference_membership, quiet=quiet, timings=timings)
     ids = split.evaluated
     outputs = ModelOutputs(record_ids=ids, labels=data.y[ids], logits=target_query(data.X[ids]))
     timings["total_s"] = time.perf_counter() - t0
@@ -439,7 +449,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         split=split, target=target.summary(), shadows=[s.summary() for s in shadows],
         shadow_membership=membership, attacks=results, metrics=metrics, target_outputs=outputs,
         timings=timings, versions=versions(), reference_models=[r.summary() for r in reference_models],
-        reference_membership=reference_membership)
+        reference_membership=reference_membership,
+        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
     if out is not None:
         from mialab.report import write_run
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ __all__ = ["main", "build_parser", "config_from_args"]
 # CLI flag -> (AuditConfig field or "training.<field>" / "model_params.<field>")
 _FIELDS = {
     "dataset": "dataset", "data_root": "data_root", "model": "model", "shadows": "n_shadows",
-    "n_attacker_pool": "n_attacker_pool",
+    "n_attacker_pool": "n_attacker_pool", "reference_models": "n_reference_models",
     "n_target_train": "n_target_train", "member_fraction": "member_fraction", "n_test": "n_test",
     "n_validation": "n_validation", "seed": "seed", "bootstrap": "n_bootstrap",
     "epochs": "training.epochs", "batch_size": "training.batch_size", "optimizer": "training.optimizer",
@@ -81,6 +82,12 @@ def _add_audit_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--bootstrap", type=int, help="bootstrap replicates for intervals (default 1000)")
     a.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<model>-seed<seed>)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    a.add_argument("--reference-models", type=int,
+                   help="reference models of the online attacks (lira-online, rmia-online); even")
+    a.add_argument("--cache-dir", type=Path,
+                   help="where trained models are kept and reused; an interrupted audit resumes from it "
+                        "(default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
+    a.add_argument("--no-cache", action="store_true", help="train every model afresh and store nothing")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -106,6 +113,18 @@ def config_from_args(args: argparse.Namespace):
     return AuditConfig.from_dict(base)
 
 
+def cache_dir_from_args(args: argparse.Namespace) -> Path | None:
+    """``--cache-dir``, else ``$MIALAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/mialab`` (``~/.cache``);
+    ``None`` with ``--no-cache``."""
+    if args.no_cache:
+        return None
+    if args.cache_dir is not None:
+        return args.cache_dir
+    if os.environ.get("MIALAB_CACHE_DIR"):
+        return Path(os.environ["MIALAB_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mialab"
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from mialab.audit import audit
     from mialab.data import from_csv
@@ -116,7 +135,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"
     data = from_csv(args.csv, label_column=args.label_column) if args.csv is not None else config.dataset
-    results = audit(data, config=config, out=out, quiet=args.quiet)
+    results = audit(data, config=config, out=out, quiet=args.quiet, cache_dir=cache_dir_from_args(args))
     print(summary_table(results))
     print(f"\nrun directory: {out} (results.json, summary.txt, roc.png, distributions.png, scores.csv, ...)")
     return 0
@@ -130,7 +149,8 @@ def _cmd_defend(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}-defenses"
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    comparison = compare_defenses(candidates, config=config, out=out, quiet=args.quiet)
+    comparison = compare_defenses(candidates, config=config, out=out, quiet=args.quiet,
+                                  cache_dir=cache_dir_from_args(args))
     ranked, verdict = recommend(comparison, max_utility_drop=args.max_utility_drop, target_auc=args.target_auc)
     print(comparison.table())
     print("\n" + verdict)

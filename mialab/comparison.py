@@ -10,8 +10,10 @@ relative to the undefended model; utility cost is the drop in test accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +124,8 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
 
 def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
                      *, config: AuditConfig | None = None, out: str | Path | None = None,
-                     quiet: bool = False, **settings: Any) -> DefenseComparison:
+                     quiet: bool = False, cache_dir: str | Path | None = None,
+                     **settings: Any) -> DefenseComparison:
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
     ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
@@ -132,6 +135,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``config`` / ``settings``: the base audit (as for
     :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
     written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``.
+    ``cache_dir``: models kept and reused across candidates and runs (see :func:`mialab.audit`):
+    candidates sharing a recipe (masks, the baseline) share their trained models; without a
+    ``cache_dir`` a temporary one serves this comparison only.
     """
     if isinstance(candidates, str):
         raise TypeError(f"candidates must be a list of preset names or a mapping, got the string {candidates!r}")
@@ -160,8 +166,12 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                                                      training=_training(name, base.training, spec))
                                   for name, spec in specs.items()}}
     results: dict[str, AuditResults] = {}
-    for name, cfg in configs.items():
-        results[name] = audit(config=cfg, quiet=quiet, out=None if out is None else Path(out) / name)
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None:  # candidates that share a recipe (masks, the baseline) share models
+            cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mialab-compare-"))
+        for name, cfg in configs.items():
+            results[name] = audit(config=cfg, quiet=quiet, out=None if out is None else Path(out) / name,
+                                  cache_dir=cache_dir)
     rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
     comparison = DefenseComparison(rows=rows, results=results)
     if out is not None:

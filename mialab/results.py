@@ -41,6 +41,7 @@ class AuditResults:
     reference_models / reference_membership: the online attacks' reference models (summaries)
                    and their membership over evaluated + pool records (empty / None without
                    online attacks).
+    model_counts:  how many models this run trained and how many it loaded from the cache.
     """
 
     config: dict[str, Any]
@@ -56,6 +57,7 @@ class AuditResults:
     versions: dict[str, str] = field(default_factory=dict)
     reference_models: list[dict[str, Any]] = field(default_factory=list)
     reference_membership: MembershipMatrix | None = None
+    model_counts: dict[str, int] = field(default_factory=dict)
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
@@ -113,6 +115,7 @@ class AuditResults:
                                                       "auc_interval": list(worst.auc_interval),
                                                       "selected_among": len(self.metrics)},
             "timings": self.timings,
+            "model_counts": self.model_counts,
             "versions": self.versions,
         }
 

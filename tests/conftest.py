@@ -24,3 +24,17 @@ def one_thread():
             yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_a_temporary_directory(tmp_path_factory):
+    """The CLI caches trained models under $MIALAB_CACHE_DIR: keep the tests' out of $HOME."""
+    import os
+
+    old = os.environ.get("MIALAB_CACHE_DIR")
+    os.environ["MIALAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("mialab-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MIALAB_CACHE_DIR", None)
+    else:
+        os.environ["MIALAB_CACHE_DIR"] = old

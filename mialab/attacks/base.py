@@ -119,6 +119,13 @@ class Attack(ABC):
     def __init__(self, *, random_state: int = 0) -> None:
         self.random_state = random_state
 
+    def required_access(self) -> str:
+        """The least a deployed model must release for this attack, among ``"label"`` (the
+        predicted label), ``"top_k"`` (the largest probabilities), ``"probabilities"`` (the whole
+        vector) and ``"logits"``: most attacks read the true class's probability or the whole
+        distribution, so ``"probabilities"`` by default."""
+        return "probabilities"
+
     # -- observing ------------------------------------------------------------------------------
     def observe(self, query: Query, X: np.ndarray, y: np.ndarray, record_ids: np.ndarray) -> Observation:
         """Query the model once per record; score-based attacks look at its logits."""
@@ -138,9 +145,15 @@ class Attack(ABC):
     def _validate_params(self) -> None:
         """Subclasses check their own hyperparameters here."""
 
-    def fit(self, data: AttackerData) -> "Attack":
+    #: False for rule-based attacks that learn nothing from shadow models (they accept fit(None))
+    calibrated: ClassVar[bool] = True
+
+    def fit(self, data: AttackerData | None) -> "Attack":
         """Learn thresholds / classifiers from shadow models' observations; return ``self``."""
         self.validate_params()
+        if data is None and not self.calibrated:
+            self._fit(data)
+            return self
         if not isinstance(data, AttackerData):
             raise TypeError(f"{self.name}.fit expects AttackerData, got {type(data).__name__}")
         for o in data.observations:

@@ -86,6 +86,9 @@ class LabelOnlyAttack(Attack):
 
     name = "label-only"
     access = "labels"
+
+    def required_access(self) -> str:
+        return "label"
     observation_type = LabelQueries
 
     def __init__(self, *, n_queries: int = 16, noise: float | tuple[float, ...] = (0.05, 0.1, 0.2, 0.4),

@@ -59,6 +59,11 @@ class MetricAttack(Attack):
         if not isinstance(self.classwise, bool):
             raise ValueError(f"classwise must be a bool, got {self.classwise!r}")
 
+    def required_access(self) -> str:
+        # the maximum probability is the top-1 of a top-k release; every other signal reads
+        # the true class's probability or the whole vector
+        return "top_k" if self.signal == "confidence" else "probabilities"
+
     def _signal(self, o: ModelOutputs) -> np.ndarray:
         s = SIGNALS[self.signal](o)
         return s.mean(axis=1) if s.ndim == 2 else s  # average over query augmentations
@@ -101,6 +106,10 @@ class CorrectnessAttack(Attack):
     """
 
     name = "correctness"
+    calibrated = False
+
+    def required_access(self) -> str:
+        return "label"
 
     def _fit(self, data: AttackerData) -> None:
         self.threshold_ = 0.5

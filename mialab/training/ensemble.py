@@ -1,0 +1,379 @@
+"""Train and query many models of one architecture at once (shadow and reference models).
+
+:func:`train_many` trains K models, each on its own subset of one dataset (a row of a membership
+matrix) with its own seed, as one stacked computation, and gives each model the result
+:func:`~mialab.training.train_model` would give it alone: same initialisation, same data order,
+same dropout masks, same optimiser arithmetic, equal to float rounding (the stacked matrix
+products sum in another order). :func:`predict_many` queries K such models at once.
+
+Backends (see :mod:`mialab.training.stacked` for the math):
+
+* ``"bmm"``: hand-stacked batched matrix products, for models made only of
+  ``Flatten``/``Linear``/``ReLU``/``Dropout`` in an ``nn.Sequential`` (``logreg``, ``mlp``).
+* ``"vmap"``: ``torch.func`` ``stack_module_state`` + ``functional_call`` + ``vmap``, for other
+  architectures (``cnn``) without hidden randomness or buffer updates in training.
+* ``"loop"``: :func:`~mialab.training.train_model` once per model.
+* ``"auto"``: bmm where it applies, else vmap, else loop; loop also when the recipe needs what
+  the stacked path does not do (early stopping, validation history) and when the automatic
+  group size is 1 (a model that fills the cache alone gains nothing from stacking; the
+  registry's width-32 CNN is such a model on CPU, see benchmarks/ensemble_throughput.py).
+
+Models are trained in groups of ``group_size`` (stacked tensors that outgrow the cache lose the
+gain; see :func:`auto_group_size` for the rule).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mialab.seeding import check_seed, derive_seed, torch_generator, torch_seeded
+from mialab.training.stacked import (
+    Probe,
+    StackedOptimizer,
+    Unsupported,
+    draw_masks,
+    make_program,
+    probe_model,
+    working_set_floats,
+)
+from mialab.training.trainer import TrainConfig, TrainedModel, _evaluate, _tensors, train_model
+from mialab.types import check_finite
+
+__all__ = ["train_many", "predict_many", "auto_group_size", "BACKENDS"]
+
+BACKENDS = ("auto", "bmm", "vmap", "loop")
+
+#: floats a group may touch per step before the stacked tensors leave the last-level cache
+#: (32 MiB of float32: the L3 of the machine the rule was measured on, see
+#: benchmarks/ensemble_throughput.py)
+CACHE_FLOATS = 8 * 2**20
+MAX_GROUP = 64
+
+OnModel = Callable[[int, TrainedModel], None]
+
+
+def auto_group_size(probe: Probe, batch_size: int) -> int:
+    """Models per stacked group: ``CACHE_FLOATS // working set`` clamped to ``[1, 64]``, with
+    the working set of one model ``4 x parameters + 2 x batch_size x activations`` floats
+    (:func:`~mialab.training.stacked.working_set_floats`). At batch 64: logistic regression on
+    784 inputs gets 63, the digits MLP (64-256-256-10) 17, the Fashion-MNIST MLP
+    (784-256-256-10) 6, a width-8 CNN 2 and the width-32 CNN 1 (so ``"auto"`` trains it with the
+    loop). A cache heuristic, not a tuned optimum: on a 2-core EPYC the MLP time per model was
+    flat (within noise) between groups of 4 and 17 and the width-32 CNN gained nothing from
+    stacking; the benchmark's group-size sweep re-measures it."""
+    return max(1, min(MAX_GROUP, CACHE_FLOATS // max(1, working_set_floats(probe, batch_size))))
+
+
+def _check_backend(backend: object) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    return backend  # type: ignore[return-value]
+
+
+def _check_group_size(group_size: object) -> int | None:
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int)
+                                   or group_size <= 0):
+        raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
+    return group_size  # type: ignore[return-value]
+
+
+def _check_membership(membership: object, n: int) -> np.ndarray:
+    m = np.asarray(membership)
+    if m.dtype != np.bool_ or m.ndim != 2 or m.shape[1] != n or m.shape[0] == 0:
+        raise ValueError(
+            f"membership must be a bool array of shape (n_models >= 1, {n}) over the rows of X, "
+            f"got dtype {m.dtype} and shape {m.shape}"
+        )
+    empty = np.flatnonzero(~m.any(axis=1))
+    if empty.size:
+        raise ValueError(f"membership row(s) {empty[:10].tolist()} select no training record: "
+                         "every model needs at least one")
+    return m
+
+
+def _check_seeds(seeds: object, K: int) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
+        raise TypeError(f"seeds must be a sequence of {K} ints (one per membership row), got {type(seeds).__name__}")
+    if len(seeds) != K:
+        raise ValueError(f"seeds must have one seed per membership row ({K}), got {len(seeds)}")
+    return [check_seed(s, name=f"seeds[{k}]") for k, s in enumerate(seeds)]
+
+
+def _choose(backend: str, model: nn.Module, x_probe: torch.Tensor, config: TrainConfig,
+            validation: object) -> tuple[str, Probe | None]:
+    """(backend to use, probe of the architecture); checks the stacked backend on model 0."""
+    if backend == "loop":
+        return "loop", None
+    why = []
+    for name in ("bmm", "vmap") if backend == "auto" else (backend,):
+        try:
+            if config.early_stopping_patience is not None or validation is not None:
+                raise Unsupported("early stopping and validation history are trained per model")
+            probe = probe_model(model, x_probe)
+            StackedOptimizer(make_program(name, [model], probe, x_probe).params, config)
+            return name, probe
+        except Unsupported as e:
+            why.append(f"{name}: {e}")
+    if backend != "auto":
+        raise ValueError(f"backend={backend!r} cannot train this model/recipe ({why[0]}); "
+                         "use backend='auto' or 'loop'")
+    return "loop", None
+
+
+def train_many(
+    model_fn: Callable[[], nn.Module],
+    X: np.ndarray,
+    y: np.ndarray,
+    membership: np.ndarray,
+    *,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    backend: str = "auto",
+    group_size: int | None = None,
+    on_model: OnModel | None = None,
+) -> list[TrainedModel]:
+    """Train K models, model k on the rows ``membership[k]`` of ``(X, y)`` with seed ``seeds[k]``.
+
+    ``X``: ``(n, *input_shape)`` float, ``y``: ``(n,)`` int labels, ``membership``: bool
+    ``(K, n)`` (each row selects at least one record), ``seeds``: K ints. Model k's result is
+    that of ``train_model(model_fn, X[idx_k], y[idx_k], config=config, seed=seeds[k],
+    test=test, validation=validation)`` with ``idx_k = np.flatnonzero(membership[k])``, to
+    float rounding on the stacked backends (exactly on ``"loop"``): initialisation, data order
+    and dropout masks come from the same derived seeds, each model has its own number of
+    batches and its own last partial batch, and a model that has run out of batches does not
+    move. ``test`` measures each model's test accuracy; ``validation`` (per-epoch history, early
+    stopping) is only trained per model, so it makes ``"auto"`` use the loop.
+
+    ``backend``: ``"auto"``, ``"bmm"``, ``"vmap"`` or ``"loop"`` (see the module docstring);
+    an explicit stacked backend that cannot reproduce the model or recipe raises ``ValueError``
+    saying why. ``group_size``: models stacked at once (default :func:`auto_group_size`).
+    ``on_model(k, trained)`` is called as soon as model k is done (e.g. to save it).
+
+    Returns one :class:`~mialab.training.TrainedModel` per membership row, in row order: an
+    eval-mode model built by ``model_fn`` holding the trained weights, its train accuracy (on
+    its own subset), test accuracy, epochs run, wall time (its share of its group's time), its
+    seed and an empty history (without ``validation``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from mialab.models import build_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 4)).astype("float32"); y = (X[:, 0] > 0).astype(int)
+    >>> member = rng.random((3, 100)) < 0.5
+    >>> tms = train_many(lambda: build_model("logreg", input_shape=(4,), n_classes=2), X, y, member,
+    ...                  config=TrainConfig(epochs=20, lr=0.05), seeds=[0, 1, 2])
+    >>> len(tms), all(tm.train_accuracy > 0.8 for tm in tms)
+    (3, True)
+    """
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be a callable returning an nn.Module, got {type(model_fn).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    backend = _check_backend(backend)
+    group_size = _check_group_size(group_size)
+    if on_model is not None and not callable(on_model):
+        raise TypeError(f"on_model must be callable (k, trained) or None, got {type(on_model).__name__}")
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X/y: need X (n, *input_shape) and y (n,); X has {X.shape[0] if X.ndim else 0} rows "
+                         f"but y has {y.shape[0] if y.ndim else 0} labels (X shape {X.shape}, y shape {y.shape})")
+    member = _check_membership(membership, X.shape[0])
+    K = member.shape[0]
+    used = np.flatnonzero(member.any(axis=0))  # convert only the rows some model trains on
+    Xt, yt = _tensors(X[used], y[used], "X/y")
+    seed_list = _check_seeds(seeds, K)
+    tst = _tensors(*test, "test set") if test is not None else None
+    if validation is not None:
+        _tensors(*validation, "validation set")
+
+    with torch_seeded(derive_seed(seed_list[0], "init")):
+        model0 = model_fn()
+    if not isinstance(model0, nn.Module):
+        raise TypeError(f"model_fn must return an nn.Module, got {type(model0).__name__}")
+    chosen, probe = _choose(backend, model0, Xt[:2], config, validation)
+    if chosen != "loop":
+        assert probe is not None
+        size = group_size or auto_group_size(probe, config.batch_size)
+        if backend == "auto" and group_size is None and size == 1:
+            chosen = "loop"  # a group of one gains nothing from stacking: train it exactly
+    results: list[TrainedModel | None] = [None] * K
+
+    def done(k: int, tm: TrainedModel) -> None:
+        results[k] = tm
+        if on_model is not None:
+            on_model(k, tm)
+
+    if chosen == "loop":
+        for k in range(K):
+            idx = np.flatnonzero(member[k])
+            done(k, train_model(model_fn, X[idx], y[idx], config=config, seed=seed_list[k],
+                                validation=validation, test=test))
+        return results  # type: ignore[return-value]
+
+    member = member[:, used]  # columns now index the rows of Xt
+
+    for start in range(0, K, size):
+        ks = list(range(start, min(K, start + size)))
+        for k, tm in zip(ks, _train_group(chosen, model_fn, Xt, yt, member[ks], [seed_list[k] for k in ks],
+                                          config, probe, tst, ks)):
+            done(k, tm)
+    return results  # type: ignore[return-value]
+
+
+def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, member: np.ndarray,
+                 seeds: list[int], config: TrainConfig, probe: Probe,
+                 tst: tuple[torch.Tensor, torch.Tensor] | None, ids: list[int]) -> list[TrainedModel]:
+    """Train one group of K models (membership rows ``ids``) as one stacked computation."""
+    start = time.perf_counter()
+    K, bs = len(seeds), config.batch_size
+    models = []
+    for s in seeds:
+        with torch_seeded(derive_seed(s, "init")):
+            models.append(model_fn())
+    orders = [torch_generator(derive_seed(s, "order")) for s in seeds]
+    dropout_gens = [torch_generator(derive_seed(s, "dropout")) for s in seeds]
+    try:
+        prog = make_program(backend, models, probe, Xt[:2])
+    except Unsupported as e:
+        raise ValueError(f"backend={backend!r} cannot train this model: {e}") from e
+    opt = StackedOptimizer(prog.params, config)
+    rows = [torch.as_tensor(np.flatnonzero(m)) for m in member]
+    n = np.array([len(r) for r in rows])
+    n_batches = -(-n // bs)
+    width = int(n_batches.max()) * bs
+    prog.train(True)
+    for epoch in range(config.epochs):
+        index = torch.zeros((K, width), dtype=torch.long)
+        for k in range(K):  # each model's own permutation of its own subset, as train_model draws it
+            index[k, :n[k]] = rows[k][torch.randperm(int(n[k]), generator=orders[k])]
+        for step in range(int(n_batches.max())):
+            b = np.clip(n - step * bs, 0, bs)  # rows of this step per model (0: out of batches)
+            active = b > 0
+            B = int(b.max())
+            idx = index[:, step * bs:step * bs + B]
+            xb, yb = Xt[idx], yt[idx]
+            bt = torch.as_tensor(b)
+            # mean over each model's own rows; padding rows and idle models weigh 0
+            valid = torch.arange(B) < bt[:, None]
+            weight = valid.float() / bt.clamp(min=1)[:, None].float()
+            masks = draw_masks(probe.dropout, dropout_gens, b.tolist(), B) if probe.dropout else None
+            for p in prog.params:
+                p.grad = None
+            # padding rows are other models' records: cut them out of the graph (where, not a
+            # zero weight, so not even an overflowing logit there can reach a gradient)
+            logits = torch.where(valid[..., None], prog.forward(xb, masks), 0.0)
+            per_row = nn.functional.cross_entropy(logits.reshape(K * B, -1), yb.reshape(-1), reduction="none",
+                                                  label_smoothing=config.label_smoothing).view(K, B)
+            loss = (per_row * weight).sum(1)
+            bad = ~torch.isfinite(loss) & torch.as_tensor(active)
+            if bad.any():
+                k = int(torch.nonzero(bad)[0])
+                raise FloatingPointError(
+                    f"training loss of model {ids[k]} (membership row) became {loss[k].item()} at epoch {epoch}: "
+                    f"lower the learning rate (lr={config.lr})")
+            loss.sum().backward()  # model k's parameters only see model k's loss: per-model gradients
+            opt.step(active)
+    prog.write_back(models)
+    out = []
+    for k, model in enumerate(models):
+        model.eval()
+        train_acc = _evaluate(model, Xt[rows[k]], yt[rows[k]])[1]
+        test_acc = _evaluate(model, *tst)[1] if tst is not None else None
+        out.append(TrainedModel(model=model, train_accuracy=train_acc, test_accuracy=test_acc,
+                                epochs_run=config.epochs, wall_time_s=0.0, seed=seeds[k], history=[]))
+    share = (time.perf_counter() - start) / K
+    for tm in out:
+        tm.wall_time_s = share
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# inference
+# ------------------------------------------------------------------------------------------------
+def _check_models(models: object) -> list[nn.Module]:
+    if isinstance(models, nn.Module) or not isinstance(models, Sequence) or len(models) == 0:
+        raise ValueError(f"models must be a non-empty sequence of nn.Module, got {type(models).__name__}")
+    models = [m.model if isinstance(m, TrainedModel) else m for m in models]
+    for k, m in enumerate(models):
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"models[{k}] must be an nn.Module or TrainedModel, got {type(m).__name__}")
+    ref = [(n, tuple(t.shape)) for n, t in models[0].state_dict().items()]
+    for k, m in enumerate(models[1:], 1):
+        got = [(n, tuple(t.shape)) for n, t in m.state_dict().items()]
+        if type(m) is not type(models[0]) or got != ref:
+            raise ValueError(f"models must share one architecture: models[{k}] ({type(m).__name__}) differs "
+                             f"from models[0] ({type(models[0]).__name__}) in type or parameter shapes")
+    return models
+
+
+@torch.no_grad()
+def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, batch_size: int = 4096,
+                 backend: str = "auto", group_size: int | None = None) -> np.ndarray:
+    """Logits ``(K, n, C)`` float32 of K models of one architecture on ``X`` ``(n, *input_shape)``,
+    in eval mode (the models' own modes are left as they are).
+
+    Equal to ``predict_logits(models[k], X)`` to float rounding. ``backend``: ``"bmm"``,
+    ``"vmap"``, ``"loop"`` or ``"auto"`` (bmm where it applies, else the loop: on CPU, vmap over
+    the GroupNorm CNN was measured 2-3x slower than querying the models one by one, its
+    GroupNorm batching rule adding passes over the activations; see
+    benchmarks/ensemble_throughput.py). ``group_size`` models are stacked at once (default 64);
+    the first layer of a bmm group runs as one ``(n, d) @ (d, K * width)`` product.
+
+    >>> import torch; from torch import nn
+    >>> ms = [nn.Sequential(nn.Linear(3, 2)) for _ in range(4)]
+    >>> predict_many(ms, np.zeros((5, 3), dtype=np.float32)).shape
+    (4, 5, 2)
+    """
+    models = _check_models(models)
+    backend = _check_backend(backend)
+    group_size = _check_group_size(group_size)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    X = np.asarray(X)
+    if X.ndim < 2:
+        raise ValueError(f"X must have shape (n, *input_shape), got {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X must be finite, got NaN/inf")
+    Xt = torch.tensor(X, dtype=torch.float32)
+    size = group_size or MAX_GROUP
+    outs = []
+    for start in range(0, len(models), size):
+        group = models[start:start + size]
+        prog = None
+        if backend != "loop" and Xt.shape[0] > 0:
+            for name in (("bmm",) if backend == "auto" else (backend,)):
+                try:
+                    probe = probe_model(group[0], Xt[:2], training=False)
+                    prog = make_program(name, group, probe, Xt[:2])
+                    break
+                except Unsupported as e:
+                    if backend != "auto":
+                        raise ValueError(f"backend={backend!r} cannot stack these models: {e}") from e
+        if prog is None:
+            outs.append(np.stack([_predict_one(m, Xt, batch_size) for m in group]))
+            continue
+        prog.train(False)
+        chunks = [prog.forward(Xt[i:i + batch_size], shared=True) for i in range(0, Xt.shape[0], batch_size)]
+        outs.append(torch.cat(chunks, dim=1).numpy())
+    logits = np.concatenate(outs).astype(np.float32, copy=False)
+    check_finite(logits, name="model logits")
+    return logits
+
+
+def _predict_one(model: nn.Module, Xt: torch.Tensor, batch_size: int) -> np.ndarray:
+    was = model.training
+    model.eval()
+    try:
+        chunks = [model(Xt[i:i + batch_size]) for i in range(0, max(Xt.shape[0], 1), batch_size)]
+    finally:
+        model.train(was)
+    return torch.cat(chunks).numpy()
+
