@@ -11,6 +11,7 @@ from mialab.audit import audit  # noqa: E402
 from mialab.comparison import compare_defenses, recommend  # noqa: E402
 from mialab.config import AuditConfig  # noqa: E402
 from mialab.data import Dataset, from_arrays, from_csv, load_dataset, make_split  # noqa: E402
+from mialab.own_model import audit_model  # noqa: E402
 from mialab.report import summary_table, write_run  # noqa: E402
 from mialab.results import AuditResults  # noqa: E402
 from mialab.training import TrainConfig  # noqa: E402
@@ -18,6 +19,7 @@ from mialab.training import TrainConfig  # noqa: E402
 __all__ = [
     "__version__",
     "audit",
+    "audit_model",
     "compare_defenses",
     "recommend",
     "AuditConfig",

@@ -1,0 +1,449 @@
+"""Audit a model mialab did not train: a PyTorch module, a scikit-learn estimator or any function.
+
+The user brings the trained model, records it was trained on (``members``) and records from the
+same distribution it never saw (``nonmembers``), and optionally a ``population`` of further
+such records for shadow and reference models. :func:`audit_model` builds the same
+:class:`~mialab.types.AuditSplit` the built-in pipeline would (members, non-members, the
+population as the attacker's pool) and runs the same attacks, returning the same
+:class:`~mialab.results.AuditResults`.
+
+**Model forms** (:func:`wrap_model`): a ``torch.nn.Module`` returning logits (``device``,
+``batch_size``); a scikit-learn estimator with ``predict_proba`` (its ``classes_`` are mapped to
+label indices); or any callable mapping a batch of inputs to ``output="logits"``,
+``"probabilities"`` or ``"labels"`` (``"auto"`` infers it from the first answer: integers are
+labels, non-negative rows summing to 1 are probabilities, anything else logits).
+
+**Access levels** (what the audit assumes a deployed API exposes), from least to most:
+``"label"`` (the predicted label), ``"top_k"`` (the ``top_k`` largest probabilities),
+``"probabilities"`` (the whole vector), ``"logits"``. The audit releases exactly that to every
+attack, from the target and from the shadow models alike; an attack that needs more than the
+declared access (``Attack.required_access``) is refused with the reason, and a model whose
+outputs cannot provide the access (labels only, but ``"probabilities"`` declared) too.
+
+**Shadow and reference models** (for every attack but ``correctness``, which needs none): the
+``population`` and a way to train more models like the target: a scikit-learn estimator is
+cloned (``sklearn.base.clone``, its ``random_state`` set from the seed) and fitted
+automatically; a PyTorch target needs ``model_factory`` (a registry name such as ``"mlp"`` with
+``model_params``, or a function returning a fresh module) plus mialab's ``training`` recipe, or
+a ``train_fn(X, y, seed) -> model``; a black-box function needs ``train_fn``. Shadows train on
+``n_target_train`` records each (default: as many as the known members), as in the built-in
+audit.
+
+Utility of a model mialab did not train: its accuracy on the members (``train_accuracy``) and on
+the non-members (``test_accuracy``, a held-out estimate).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mialab.attacks import make_attack
+from mialab.audit import (_progress, attack_all, online_reference_membership, target_like_shadow_membership,
+                          train_shadows, versions)
+from mialab.config import DEFAULT_ATTACKS, AuditConfig
+from mialab.data import Dataset, from_arrays
+from mialab.defenses.masking import TopKMask, released_logits
+from mialab.results import AuditResults
+from mialab.seeding import derive_seed
+from mialab.training import TrainConfig, logit_query
+from mialab.types import AuditSplit, MembershipMatrix, ModelOutputs, check_finite
+
+__all__ = ["ACCESS_LEVELS", "WrappedModel", "wrap_model", "release", "audit_model"]
+
+log = logging.getLogger("mialab")
+
+#: from least to most revealing
+ACCESS_LEVELS = ("label", "top_k", "probabilities", "logits")
+_OUTPUTS = ("auto", "logits", "probabilities", "labels")
+_PROB_TOL = 1e-3
+
+
+@dataclass
+class WrappedModel:
+    """A model as a query function ``X -> native outputs`` and what those outputs are."""
+
+    query: Callable[[np.ndarray], np.ndarray]
+    output: str  # "logits", "probabilities" or "labels" (resolved on the first call for "auto")
+    n_classes: int
+    kind: str  # "torch", "sklearn" or "callable"
+    model: Any = None
+
+
+def _is_torch_module(model: Any) -> bool:
+    try:
+        import torch
+
+        return isinstance(model, torch.nn.Module)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+
+
+def wrap_model(model: Any, *, n_classes: int, output: str = "auto", batch_size: int | None = None,
+               device: str = "cpu") -> WrappedModel:
+    """Wrap one of the three model forms (see the module docstring) as a query function."""
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {list(_OUTPUTS)}, got {output!r}")
+    if isinstance(model, WrappedModel):
+        return model
+    if _is_torch_module(model):
+        if output not in ("auto", "logits"):
+            raise ValueError(f"a torch.nn.Module is audited on its logits: output must be 'logits', got {output!r}")
+        if device == "cpu":
+            return WrappedModel(logit_query(model, batch_size=batch_size), "logits", n_classes, "torch", model)
+        import torch
+
+        def query(X: np.ndarray) -> np.ndarray:
+            step = batch_size or (256 if X.ndim >= 4 else 4096)
+            was = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    parts = [model(torch.as_tensor(X[i:i + step], dtype=torch.float32, device=device))
+                             .double().cpu().numpy() for i in range(0, max(len(X), 1), step)]
+            finally:
+                model.train(was)
+            return np.concatenate(parts)[: len(X)]
+
+        return WrappedModel(query, "logits", n_classes, "torch", model)
+    if hasattr(model, "predict_proba") and hasattr(model, "fit"):
+        if output not in ("auto", "probabilities"):
+            raise ValueError(f"a scikit-learn estimator is audited on predict_proba: output must be "
+                             f"'probabilities', got {output!r}")
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            raise ValueError("the scikit-learn estimator must be fitted (it has no classes_)")
+        classes = np.asarray(classes)
+        if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= n_classes:
+            raise ValueError(f"the estimator's classes_ must be integer labels in [0, {n_classes}), got {classes}")
+
+        def sk_query(X: np.ndarray) -> np.ndarray:
+            p = np.asarray(model.predict_proba(X.reshape(len(X), -1) if X.ndim > 2 else X), dtype=np.float64)
+            full = np.zeros((len(X), n_classes))
+            full[:, classes] = p  # classes the estimator never saw get probability 0
+            return full
+
+        return WrappedModel(sk_query, "probabilities", n_classes, "sklearn", model)
+    if callable(model):
+        return WrappedModel(model, output, n_classes, "callable", model)
+    raise TypeError("model must be a torch.nn.Module, a fitted scikit-learn estimator with predict_proba, or a "
+                    f"callable X -> outputs, got {type(model).__name__}")
+
+
+def _native(wrapped: WrappedModel, X: np.ndarray) -> np.ndarray:
+    """Call the model and check its answer against what it claims to return."""
+    out = np.asarray(wrapped.query(X))
+    n, C = len(X), wrapped.n_classes
+    if wrapped.output == "auto":
+        wrapped.output = _infer_output(out)
+        log.info("model output inferred as %s", wrapped.output)
+    if wrapped.output == "labels":
+        if out.shape != (n,) or out.dtype.kind not in "iu":
+            raise ValueError(f"the model was declared to return labels: expected an int array of shape ({n},), "
+                             f"got {out.dtype} {out.shape}")
+        if n and (out.min() < 0 or out.max() >= C):
+            raise ValueError(f"the model returned labels outside [0, {C}): range [{out.min()}, {out.max()}]")
+        return out.astype(np.int64)
+    if out.shape != (n, C):
+        raise ValueError(f"the model's {wrapped.output} must have shape ({n}, {C}) for {n} inputs, got {out.shape}")
+    if out.dtype.kind != "f":
+        raise TypeError(f"the model's {wrapped.output} must be floating point, got dtype {out.dtype}")
+    check_finite(out, name=f"the model's {wrapped.output}")
+    if wrapped.output == "probabilities":
+        if n and out.min() < 0:
+            raise ValueError(f"output='probabilities' declared, but the model returned negative values "
+                             f"(minimum {out.min():.3g})")
+        sums = out.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1) > _PROB_TOL)
+        if bad.size:
+            raise ValueError(f"output='probabilities' declared, but {bad.size} row(s) do not sum to 1 within "
+                             f"{_PROB_TOL} (e.g. row {bad[0]} sums to {sums[bad[0]]:.6g})")
+    return out.astype(np.float64)
+
+
+def _infer_output(out: np.ndarray) -> str:
+    if out.ndim == 1 and out.dtype.kind in "iu":
+        return "labels"
+    if out.ndim == 2 and out.dtype.kind == "f" and np.isfinite(out).all() and out.size \
+            and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=_PROB_TOL):
+        return "probabilities"
+    return "logits"
+
+
+def release(wrapped: WrappedModel, access: str, *, top_k: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The query function attacks see at ``access``: float "logits" whose log-softmax is what
+    the API releases (the masks' convention, :func:`mialab.defenses.masking.released_logits`);
+    at ``"label"``, the one-hot predicted label."""
+    if access not in ACCESS_LEVELS:
+        raise ValueError(f"access must be one of {list(ACCESS_LEVELS)}, got {access!r}")
+    if access == "top_k":
+        if top_k is None:
+            raise ValueError("access='top_k' needs top_k=k, the number of probabilities released, got None")
+        TopKMask(k=top_k).check(wrapped.n_classes)
+    elif top_k is not None:
+        raise ValueError(f"top_k is only used with access='top_k', got top_k={top_k} with access={access!r}")
+
+    def query(X: np.ndarray) -> np.ndarray:
+        out = _native(wrapped, np.asarray(X))
+        if wrapped.output == "labels":
+            if access != "label":
+                raise ValueError(f"the model returns labels only: it cannot be audited at access={access!r}; "
+                                 "use access='label'")
+            onehot = np.zeros((len(out), wrapped.n_classes))
+            onehot[np.arange(len(out)), out] = 1.0
+            return released_logits(onehot)
+        if access == "logits":
+            if wrapped.output != "logits":
+                raise ValueError(f"access='logits' needs a model that returns logits, this one returns "
+                                 f"{wrapped.output}; declare access='probabilities'")
+            return out
+        z = out if wrapped.output == "logits" else np.log(np.maximum(out, 1e-300))
+        if access == "probabilities":
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            return released_logits(p / p.sum(axis=1, keepdims=True))
+        if access == "top_k":
+            return released_logits(TopKMask(k=top_k).release(z))
+        onehot = np.zeros_like(z)
+        onehot[np.arange(len(z)), z.argmax(axis=1)] = 1.0
+        return released_logits(onehot)
+
+    return query
+
+
+def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, Dataset):
+        return data.X, data.y
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (X, y) or a Dataset, got {type(data).__name__}")
+    X, y = np.asarray(data[0]), np.asarray(data[1])
+    if X.ndim < 2:
+        raise ValueError(f"{name}: X must have shape (n, *input_shape), got {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"{name}: y must have one label per row of X, shape ({X.shape[0]},), got {y.shape}")
+    return X, y
+
+
+def _duplicates(A: np.ndarray, B: np.ndarray) -> int:
+    """How many rows of ``B`` are exact duplicates of a row of ``A``."""
+    a = {bytes(r) for r in np.ascontiguousarray(A.reshape(len(A), -1))}
+    return sum(bytes(r) in a for r in np.ascontiguousarray(B.reshape(len(B), -1)))
+
+
+def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = None,
+                access: str = "probabilities", top_k: int | None = None, attacks: Sequence[str] | None = None,
+                output: str = "auto", train_fn: Callable[[np.ndarray, np.ndarray, int], Any] | None = None,
+                model_factory: str | Callable[[], Any] | None = None, model_params: dict[str, Any] | None = None,
+                training: TrainConfig | None = None, n_shadows: int = 8, n_reference_models: int | None = None,
+                n_target_train: int | None = None, n_classes: int | None = None, seed: int = 0,
+                n_bootstrap: int = 1000, out: str | Path | None = None, name: str = "own-model",
+                batch_size: int | None = None, device: str = "cpu", quiet: bool = False,
+                cache_dir: str | Path | None = None) -> AuditResults:
+    """Audit a trained model mialab did not train; see the module docstring.
+
+    ``members`` / ``nonmembers`` / ``population``: ``(X, y)`` pairs or Datasets. ``attacks``:
+    names (default: every default attack the access level and the available training allow).
+    Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`.
+
+    Example
+    -------
+    >>> from sklearn.ensemble import RandomForestClassifier  # doctest: +SKIP
+    >>> res = audit_model(RandomForestClassifier().fit(Xm, ym), (Xm, ym), (Xn, yn),  # doctest: +SKIP
+    ...                   population=(Xp, yp), access="probabilities")
+    """
+    t0 = time.perf_counter()
+    if access not in ACCESS_LEVELS:
+        raise ValueError(f"access must be one of {list(ACCESS_LEVELS)}, got {access!r}")
+    Xm, ym = _pair(members, "members")
+    Xn, yn = _pair(nonmembers, "nonmembers")
+    if Xm.shape[1:] != Xn.shape[1:]:
+        raise ValueError(f"members and nonmembers must have the same input shape, got {Xm.shape[1:]} and {Xn.shape[1:]}")
+    if not len(Xm) or not len(Xn):
+        raise ValueError(f"members and nonmembers must not be empty, got {len(Xm)} and {len(Xn)} records")
+    dup = _duplicates(Xm, Xn)
+    if dup:
+        raise ValueError(f"members and nonmembers overlap: {dup} non-member row(s) are exact duplicates of "
+                         "member rows; a record cannot be both")
+    parts_X, parts_y = [Xm, Xn], [ym, yn]
+    if population is not None:
+        Xp, yp = _pair(population, "population")
+        if Xp.shape[1:] != Xm.shape[1:]:
+            raise ValueError(f"population must have the members' input shape {Xm.shape[1:]}, got {Xp.shape[1:]}")
+        for what, A in (("members", Xm), ("nonmembers", Xn)):
+            d = _duplicates(A, Xp)
+            if d:
+                raise ValueError(f"population overlaps the {what}: {d} population row(s) duplicate {what} rows; "
+                                 "the attacker's records must be disjoint from the evaluated ones")
+        parts_X.append(Xp)
+        parts_y.append(yp)
+    X_all, y_all = np.concatenate(parts_X), np.concatenate(parts_y)
+    if y_all.dtype.kind not in "iu":
+        if y_all.dtype.kind == "f" and np.array_equal(y_all, np.round(y_all)):
+            y_all = y_all.astype(np.int64)
+        else:
+            raise TypeError(f"labels must be integers, got dtype {y_all.dtype}")
+    n_classes = n_classes or int(y_all.max()) + 1
+    data = from_arrays(X_all.astype(np.float32) if X_all.dtype.kind != "f" else X_all, y_all, name=name,
+                       n_classes=n_classes)
+    m, n = len(Xm), len(Xn)
+    empty = np.zeros(0, dtype=np.int64)
+    split = AuditSplit(members=np.arange(m), train_rest=empty, validation=empty, nonmembers=np.arange(m, m + n),
+                       test=empty, pool=np.arange(m + n, len(y_all)), n_records=len(y_all), seed=seed)
+
+    wrapped = wrap_model(model, n_classes=n_classes, output=output, batch_size=batch_size, device=device)
+    trainer = _trainer(wrapped, train_fn, model_factory, model_params, training, n_classes=n_classes,
+                       output=output, batch_size=batch_size, device=device)
+    can_train = trainer is not None and split.pool.size > 0
+    allowed = [a for a in DEFAULT_ATTACKS if _fits(a, access) and (can_train or a == "correctness")]
+    chosen = list(attacks) if attacks is not None else (allowed or ["correctness"])
+    for a in chosen:
+        need = make_attack(a).required_access()
+        if ACCESS_LEVELS.index(need) > ACCESS_LEVELS.index(access):
+            raise ValueError(f"attack {a!r} needs access {need!r}, more than the declared access={access!r}; "
+                             f"attacks that fit: {[x for x in _all_attacks() if _fits(x, access)]}")
+        if a != "correctness" and not can_train:
+            why = "a population" if split.pool.size == 0 else \
+                "a way to train shadow models (train_fn, or model_factory for a torch module)"
+            raise ValueError(f"attack {a!r} calibrates on shadow models, which need {why}; without them only "
+                             "'correctness' runs")
+    config = AuditConfig(dataset=name, model=_model_name(wrapped, model_factory), attacks=tuple(chosen),
+                         n_shadows=n_shadows, n_reference_models=n_reference_models, seed=seed,
+                         n_bootstrap=n_bootstrap, model_params=dict(model_params or {}),
+                         training=training or TrainConfig())
+    target_query = release(wrapped, access, top_k=top_k)
+    timings: dict[str, float] = {"data_and_split_s": time.perf_counter() - t0}
+
+    stats: dict[str, int] = {}
+    shadows_summary: list[dict[str, Any]] = []
+    membership = MembershipMatrix(matrix=np.zeros((1, 0), bool), record_ids=empty)
+    shadow_queries: list = []
+    ref_queries: list = []
+    ref_summary: list[dict[str, Any]] = []
+    ref_membership = None
+    if can_train and any(a != "correctness" for a in chosen):
+        t = time.perf_counter()
+        if split.pool.size < 4:
+            raise ValueError(f"population must hold at least 4 records for shadow models, got {split.pool.size}")
+        membership = target_like_shadow_membership(split, n_shadows, seed=seed, target_size=n_target_train or m)
+        shadow_queries, shadows_summary, membership = trainer(data, split, membership, "shadow", stats, quiet,
+                                                              cache_dir, seed)
+        shadow_queries = [release(q, access, top_k=top_k) for q in shadow_queries]
+        timings["shadow_training_s"] = time.perf_counter() - t
+        if config.online_attacks:
+            t = time.perf_counter()
+            ref_membership = online_reference_membership(split, config.reference_model_count(),
+                                                         seed=derive_seed(seed, "online"),
+                                                         n_population=2 * (n_target_train or m))
+            ref_queries, ref_summary, ref_membership = trainer(data, split, ref_membership, "reference", stats,
+                                                               quiet, cache_dir, seed)
+            ref_queries = [release(q, access, top_k=top_k) for q in ref_queries]
+            timings["reference_training_s"] = time.perf_counter() - t
+    results, metrics = attack_all(config, data, split, target_query, shadow_queries, membership, ref_queries,
+                                  ref_membership, quiet=quiet, timings=timings)
+    ids = split.evaluated
+    released = target_query(data.X[ids])
+    outputs = ModelOutputs(record_ids=ids, labels=data.y[ids], logits=released)
+    pred = released.argmax(axis=1)
+    train_acc = float((pred[:m] == data.y[:m]).mean())
+    test_acc = float((pred[m:] == data.y[m:m + n]).mean())
+    timings["total_s"] = time.perf_counter() - t0
+    res = AuditResults(
+        config={**config.to_dict(), "access": access, "top_k": top_k, "model_form": wrapped.kind,
+                "model_output": wrapped.output, "n_target_train": n_target_train},
+        dataset={"name": name, "source": "audit_model", "n_records": data.n_records, "n_classes": n_classes,
+                 "kind": data.kind, "input_shape": list(data.input_shape)},
+        split=split,
+        target={"train_accuracy": train_acc, "test_accuracy": test_acc,
+                "generalization_gap": train_acc - test_acc, "seed": None, "trained_by": "user",
+                "accuracy_note": "train_accuracy on the known members, test_accuracy on the non-members"},
+        shadows=shadows_summary, shadow_membership=membership if shadow_queries else None, attacks=results,
+        metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(),
+        reference_models=ref_summary, reference_membership=ref_membership,
+        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
+    if out is not None:
+        from mialab.report import write_run
+
+        write_run(res, out)
+    return res
+
+
+def _all_attacks() -> list[str]:
+    from mialab.attacks import attack_names
+
+    return attack_names()
+
+
+def _fits(attack: str, access: str) -> bool:
+    return ACCESS_LEVELS.index(make_attack(attack).required_access()) <= ACCESS_LEVELS.index(access)
+
+
+def _model_name(wrapped: WrappedModel, factory: Any) -> str:
+    if isinstance(factory, str):
+        return factory
+    return f"user-{wrapped.kind}"
+
+
+Trainer = Callable[..., tuple[list[WrappedModel], list[dict[str, Any]], MembershipMatrix]]
+
+
+def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, training, *, n_classes: int,
+             output: str, batch_size: int, device: str) -> Trainer | None:
+    """How shadow/reference models like the target are trained, or None if there is no way."""
+    if model_factory is not None and wrapped.kind != "torch":
+        raise ValueError("model_factory is for torch targets; for this model pass train_fn(X, y, seed)")
+    if train_fn is not None and model_factory is not None:
+        raise ValueError("pass train_fn or model_factory, not both")
+    if isinstance(model_factory, str):  # the registry and mialab's recipe: exactly the built-in path
+        def registry(data, split, membership, role, stats, quiet, cache_dir, seed):
+            models, membership = train_shadows(data, split, membership, model=model_factory,
+                                               model_params=model_params or {}, training=training or TrainConfig(),
+                                               seed=seed, quiet=quiet, role=role, cache_dir=cache_dir, stats=stats)
+            return ([wrap_model(tm.model, n_classes=n_classes) for tm in models], [tm.summary() for tm in models],
+                    membership)
+        return registry
+    if callable(model_factory):
+        from mialab.training import train_model
+
+        recipe = training or TrainConfig()
+
+        def fit_torch(X, y, seed):
+            return train_model(model_factory, X, y, config=recipe, seed=seed).model
+        train_fn = fit_torch
+    if train_fn is None and wrapped.kind == "sklearn":
+        def fit_clone(X, y, seed):
+            from sklearn.base import clone
+
+            est = clone(wrapped.model)
+            if "random_state" in est.get_params():
+                est.set_params(random_state=seed % 2**32)
+            Xf = X.reshape(len(X), -1) if X.ndim > 2 else X
+            return est.fit(Xf, y)
+        train_fn = fit_clone
+    if train_fn is None:
+        return None
+    if not callable(train_fn) or len(inspect.signature(train_fn).parameters) < 3:
+        raise TypeError("train_fn must be a function (X, y, seed) -> trained model")
+
+    def generic(data, split, membership, role, stats, quiet, cache_dir, seed):
+        wrapped_models, summaries = [], []
+        for k in _progress(range(membership.n_models), total=membership.n_models, desc=f"{role} models",
+                           quiet=quiet):
+            ids = membership.record_ids[membership.matrix[k]]
+            t = time.perf_counter()
+            trained = train_fn(data.X[ids], data.y[ids], derive_seed(seed, role, k, "train"))
+            w = wrap_model(trained, n_classes=n_classes, output=output if wrapped.kind == "callable" else "auto",
+                           batch_size=batch_size, device=device)
+            native = _native(w, data.X[ids])
+            pred = native if w.output == "labels" else native.argmax(axis=1)
+            summaries.append({"train_accuracy": float((pred == data.y[ids]).mean()), "test_accuracy": None,
+                              "wall_time_s": time.perf_counter() - t, "seed": derive_seed(seed, role, k, "train")})
+            wrapped_models.append(w)
+            stats["trained"] = stats.get("trained", 0) + 1
+        return wrapped_models, summaries, membership
+    return generic
