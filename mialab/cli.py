@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["main", "build_parser", "config_from_args"]
 
 # CLI flag -> (AuditConfig field or "training.<field>" / "model_params.<field>")
@@ -47,6 +49,39 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-utility-drop", type=float, default=0.05,
                    help="largest acceptable drop in test accuracy (fraction, default 0.05)")
     d.add_argument("--target-auc", type=float, help="largest acceptable worst-case attack AUC")
+    m = sub.add_parser("audit-model", help="audit a model you trained (weights, TorchScript or scikit-learn)",
+                       description="Audit a trained model on known members and non-members. Model files load "
+                                   "safely: PyTorch weights with weights_only=True, scikit-learn from .skops; "
+                                   "pickle/joblib only with --trust-pickle.")
+    src = m.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", type=Path, help="PyTorch state dict (.pt) for --arch")
+    src.add_argument("--torchscript", type=Path, help="TorchScript module file")
+    src.add_argument("--sklearn", type=Path, help="scikit-learn estimator (.skops; .pkl/.joblib with --trust-pickle)")
+    m.add_argument("--arch", help="registry architecture of --weights (logreg, mlp, cnn); also trains the shadows")
+    m.add_argument("--width", type=int)
+    m.add_argument("--depth", type=int)
+    m.add_argument("--dropout", type=float)
+    m.add_argument("--trust-pickle", action="store_true", help="allow pickle/joblib model files (runs their code)")
+    m.add_argument("--data", type=Path, help=".npz with members_X/_y, nonmembers_X/_y [, population_X/_y]")
+    m.add_argument("--members", type=Path, help="CSV of known members (with --label-column)")
+    m.add_argument("--nonmembers", type=Path, help="CSV of known non-members")
+    m.add_argument("--population", type=Path, help="CSV of further records for shadow models")
+    m.add_argument("--label-column")
+    m.add_argument("--access", default="probabilities", choices=["label", "top_k", "probabilities", "logits"])
+    m.add_argument("--top-k", type=int)
+    m.add_argument("--attacks", help="comma-separated attack names (default: all that fit the access level)")
+    m.add_argument("--shadows", type=int, default=8)
+    m.add_argument("--reference-models", type=int)
+    m.add_argument("--n-target-train", type=int, help="the target's training-set size (shadows mimic it)")
+    m.add_argument("--epochs", type=int)
+    m.add_argument("--batch-size", type=int)
+    m.add_argument("--lr", type=float)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--bootstrap", type=int, default=1000)
+    m.add_argument("--out", type=Path, help="run directory (default runs/own-model-seed<seed>)")
+    m.add_argument("--quiet", action="store_true")
+    m.add_argument("--cache-dir", type=Path)
+    m.add_argument("--no-cache", action="store_true")
     sub.add_parser("list", help="list datasets, models, attacks and defenses")
     return parser
 
@@ -160,6 +195,48 @@ def _cmd_defend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_model(args: argparse.Namespace) -> int:
+    from mialab.model_files import load_records, load_sklearn, load_torch_weights, load_torchscript
+    from mialab.own_model import audit_model
+    from mialab.report import summary_table
+    from mialab.training import TrainConfig
+
+    records = load_records(args.data, members=args.members, nonmembers=args.nonmembers,
+                           population=args.population, label_column=args.label_column)
+    Xm, ym = records["members"]
+    ys = [ym, records["nonmembers"][1]] + ([records["population"][1]] if records["population"] else [])
+    n_classes = int(max(int(np.max(y)) for y in ys)) + 1
+    params = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("dropout", args.dropout))
+              if v is not None}
+    factory = None
+    if args.weights is not None:
+        if not args.arch:
+            raise ValueError("--weights needs --arch (the registry architecture the weights belong to)")
+        model = load_torch_weights(args.weights, arch=args.arch, input_shape=tuple(np.asarray(Xm).shape[1:]),
+                                   n_classes=n_classes, model_params=params)
+        factory = args.arch
+    elif args.torchscript is not None:
+        model = load_torchscript(args.torchscript)
+        factory = args.arch  # optional: an architecture like it trains the shadows
+    else:
+        if args.arch:
+            raise ValueError("--arch is for PyTorch models; scikit-learn shadows are clones of the estimator")
+        model = load_sklearn(args.sklearn, trust_pickle=args.trust_pickle)
+    recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
+              if v is not None}
+    out = args.out or Path("runs") / f"own-model-seed{args.seed}"
+    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
+    results = audit_model(model, records["members"], records["nonmembers"], population=records["population"],
+                          access=args.access, top_k=args.top_k, attacks=attacks, model_factory=factory,
+                          model_params=params, training=TrainConfig(**recipe), n_shadows=args.shadows,
+                          n_reference_models=args.reference_models, n_target_train=args.n_target_train,
+                          n_classes=n_classes, seed=args.seed, n_bootstrap=args.bootstrap, out=out,
+                          quiet=args.quiet, cache_dir=cache_dir_from_args(args))
+    print(summary_table(results))
+    print(f"\nrun directory: {out}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from mialab.attacks import attack_names
     from mialab.data import available_datasets
@@ -182,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "quiet", False):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return {"audit": _cmd_audit, "defend": _cmd_defend, "list": _cmd_list}[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        return {"audit": _cmd_audit, "defend": _cmd_defend, "audit-model": _cmd_audit_model,
+                "list": _cmd_list}[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError, ImportError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2
 
