@@ -17,7 +17,8 @@ from mialab.training import TrainConfig
 
 __all__ = ["AuditConfig", "DEFAULT_ATTACKS"]
 
-DEFAULT_ATTACKS = ("threshold", "loss", "entropy", "modified-entropy", "shadow", "label-only")
+DEFAULT_ATTACKS = ("threshold", "loss", "entropy", "modified-entropy", "shadow", "label-only", "lira-offline",
+                   "rmia-offline")
 
 
 @dataclass(frozen=True)
