@@ -38,6 +38,27 @@ def test_every_attack_runs_end_to_end(tiny_run):
         assert m.n_members == m.n_nonmembers == n
 
 
+def test_most_exposed_records_are_the_top_scores(tiny_run):
+    res, out = tiny_run
+    a = res.attack("lira-online")
+    top = res.most_exposed("lira-online", top=5)
+    assert [r["rank"] for r in top] == [1, 2, 3, 4, 5]
+    order = np.argsort(-a.scores, kind="stable")  # brute force: record ids of the five highest scores
+    assert [r["score"] for r in top] == sorted(a.scores, reverse=True)[:5]
+    assert {r["record_id"] for r in top} <= set(a.record_ids[order[:10]].tolist())
+    for r in top:
+        j = int(np.flatnonzero(a.record_ids == r["record_id"])[0])
+        assert r["label"] == a.labels[j] and r["is_member"] == a.is_member[j]
+        assert set(r) == {"rank", "record_id", "label", "score", "is_member"}  # no feature values
+    assert res.most_exposed()[0]["score"] == res.attack(res.worst_case().attack).scores.max()
+    data = json.loads((out / "results.json").read_text())
+    assert data["most_exposed"]["loss"] == res.most_exposed("loss")
+    assert data["reference_models"]["n_models"] == len(res.reference_models) == 2
+    assert (out / "reference_membership.npz").is_file()
+    with pytest.raises(ValueError, match="top must be a positive int"):
+        res.most_exposed("loss", top=0)
+
+
 def test_run_directory_holds_everything(tiny_run):
     res, out = tiny_run
     for name in ("config.json", "split.json", "results.json", "scores.csv", "target_outputs.npz",
