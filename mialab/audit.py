@@ -213,9 +213,12 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
         ids = membership.record_ids[matrix[k]]
         validation = None
         if patience is not None:
-            n_val = max(1, round(val_fraction * ids.size))
+            # online reference models keep every evaluated record they drew: holding one out
+            # could leave it with no IN model; their validation comes from pool records only
+            eligible = np.flatnonzero(~np.isin(ids, split.evaluated)) if role == "reference" else np.arange(ids.size)
+            n_val = min(max(1, round(val_fraction * ids.size)), eligible.size)
             rng = numpy_rng(derive_seed(seed, role, k, "validation"))
-            val_pos = rng.choice(ids.size, size=n_val, replace=False)
+            val_pos = rng.choice(eligible, size=n_val, replace=False)
             validation = ids[val_pos]
             ids = np.delete(ids, val_pos)
             matrix[k, np.isin(membership.record_ids, validation)] = False

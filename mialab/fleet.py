@@ -9,14 +9,15 @@ versions), so a second audit with the same settings trains nothing and an interr
 resumes with what it had. Jobs whose defense leaves training plain (no training hooks, no
 takeover of training, no early stopping) are trained many at once by
 :func:`mialab.training.train_many` (stacked/vectorised), with the same result as one by one
-to float rounding; the others one at a time.
+to float rounding; the others one at a time. Stacked results depend on the group a model was
+trained in, to float rounding only: a model cached from a run with another number of shadows is
+reused as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,30 +39,34 @@ log = logging.getLogger("mialab")
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """One model to train: record ids into the dataset, and its seed."""
+    """One model to train: record ids into the dataset, and its seed.
+
+    Ids are kept sorted: a model trains on its records in id order (its data order then comes
+    from its seed), so the one-by-one and the stacked trainer see the same sequence and one
+    cache key never stands for two differently ordered trainings."""
 
     train_ids: np.ndarray
     seed: int
     validation_ids: np.ndarray | None = None
     reference_ids: np.ndarray | None = None
 
-
-_FINGERPRINTS: dict[int, str] = {}
+    def __post_init__(self) -> None:
+        for name in ("train_ids", "validation_ids", "reference_ids"):
+            ids = getattr(self, name)
+            if ids is not None:
+                object.__setattr__(self, name, np.sort(np.asarray(ids, dtype=np.int64)))
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
-    """sha256 of the dataset's name, features and labels (computed once per Dataset object)."""
-    known = _FINGERPRINTS.get(id(dataset))
-    if known is not None:
-        return known
+    """sha256 of the dataset's name, kind, number of classes, features and labels. Computed
+    afresh each time (a fraction of a second for 70,000 images): the arrays may be views of
+    the caller's, which could change between audits."""
     h = hashlib.sha256()
-    h.update(f"{dataset.name}|{dataset.X.dtype}|{dataset.X.shape}|{dataset.y.dtype}".encode())
+    h.update(f"{dataset.name}|{dataset.kind}|{dataset.n_classes}|{dataset.X.dtype}|{dataset.X.shape}|"
+             f"{dataset.y.dtype}".encode())
     h.update(np.ascontiguousarray(dataset.X).data)
     h.update(np.ascontiguousarray(dataset.y).data)
-    digest = h.hexdigest()
-    _FINGERPRINTS[id(dataset)] = digest
-    weakref.finalize(dataset, _FINGERPRINTS.pop, id(dataset), None)  # ids are reused after collection
-    return digest
+    return h.hexdigest()
 
 
 def model_fn_for(dataset: Dataset, model: str, model_params: Mapping[str, Any]) -> Callable[[], Any]:
@@ -101,8 +106,12 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     fn = model_fn_for(dataset, model, params)
     test = (dataset.X[test_ids], dataset.y[test_ids]) if test_ids is not None and len(test_ids) else None
     cache = ModelCache(cache_dir) if cache_dir is not None else None
-    keys = [_key(dataset, job, model=model, params=params, recipe=recipe, defense=defense, test_ids=test_ids)
-            for job in jobs] if cache is not None else [f"{i:064x}" for i in range(len(jobs))]
+    if cache is not None:
+        fingerprint = dataset_fingerprint(dataset)
+        keys = [_key(fingerprint, job, model=model, params=params, recipe=recipe, defense=defense,
+                     test_ids=test_ids) for job in jobs]
+    else:
+        keys = [f"{i:064x}" for i in range(len(jobs))]
 
     def one(job: Job) -> TrainedModel:
         validation = None if job.validation_ids is None else \
@@ -189,12 +198,12 @@ def _group_size(fn: Callable[[], Any], dataset: Dataset, recipe: TrainConfig) ->
     return auto_group_size(probe, recipe.batch_size)
 
 
-def _key(dataset: Dataset, job: Job, *, model: str, params: Mapping[str, Any], recipe: TrainConfig,
+def _key(fingerprint: str, job: Job, *, model: str, params: Mapping[str, Any], recipe: TrainConfig,
          defense: TrainingDefense, test_ids: np.ndarray | None) -> str:
     def ids(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a, dtype=np.int64)
 
-    return cache_key(dataset=dataset_fingerprint(dataset), train_ids=ids(job.train_ids),
+    return cache_key(dataset=fingerprint, train_ids=ids(job.train_ids),
                      validation_ids=ids(job.validation_ids), reference_ids=ids(job.reference_ids),
                      test_ids=ids(test_ids), model=model, model_params=dict(params), training=recipe,
                      defense=defense.describe(), seed=int(job.seed))

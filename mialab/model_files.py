@@ -1,12 +1,14 @@
 """Load a user's model and records from files, safely.
 
-Nothing here executes code from a file the user did not explicitly trust:
+Nothing here executes code from a file the user did not explicitly ask to run:
 
 * PyTorch weights: a state dict read with ``torch.load(..., weights_only=True)`` (tensors and
   plain containers only) into an architecture from the registry (``build_model``); a file holding
   anything else is refused. ``{"state_dict": ...}`` wrappers are accepted.
-* TorchScript (``torch.jit.load``): a serialized TorchScript program; it runs in the TorchScript
-  interpreter, not as Python, and is what the user asked to audit.
+* TorchScript (``torch.jit.load``): a serialized TorchScript *program*. It runs in the
+  TorchScript interpreter, not as Python, but it is code all the same (PyTorch's security policy:
+  treat untrusted models as programs): passing ``--torchscript`` is asking mialab to run it,
+  which auditing it requires; pass only files you trust, or prefer ``--weights`` + ``--arch``.
 * scikit-learn: the ``skops`` format (``.skops``; ``skops.io.load`` with its default trusted types
   only: an untrusted type is refused, listing it). Pickle and joblib files (``.pkl``,
   ``.pickle``, ``.joblib``) can run arbitrary code when loaded: they are refused unless
@@ -136,6 +138,11 @@ def load_records(data: str | Path | None = None, *, members: str | Path | None =
 
     def read(path):
         ds = from_csv(_existing(path, "CSV file"), label_column=label_column)
+        if ds.class_names is not None:
+            # string labels are numbered per file: the same name could get different numbers in
+            # members, non-members and population, or numbers unlike the model's classes
+            raise ValueError(f"{str(path)!r}: the label column {label_column!r} must hold integer class indices "
+                             f"(as the model predicts them), got names {list(ds.class_names)[:5]}")
         return ds.X, ds.y
 
     return {"members": read(members), "nonmembers": read(nonmembers),

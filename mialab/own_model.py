@@ -317,6 +317,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
                          n_bootstrap=n_bootstrap, model_params=dict(model_params or {}),
                          training=training or TrainConfig())
     target_query = release(wrapped, access, top_k=top_k)
+    target_query(data.X[:2])  # check the model's outputs against its declaration before any training
     timings: dict[str, float] = {"data_and_split_s": time.perf_counter() - t0}
 
     stats: dict[str, int] = {}
@@ -337,9 +338,13 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         timings["shadow_training_s"] = time.perf_counter() - t
         if config.online_attacks:
             t = time.perf_counter()
+            # every evaluated record, plus population records: about twice the target's training
+            # set in all, and at least some population records (RMIA's z)
+            target = n_target_train or m
+            n_pool = min(split.pool.size, max(2 * target - (m + n), (m + n) // 2, 1))
             ref_membership = online_reference_membership(split, config.reference_model_count(),
                                                          seed=derive_seed(seed, "online"),
-                                                         n_population=2 * (n_target_train or m))
+                                                         n_population=m + n + n_pool)
             ref_queries, ref_summary, ref_membership = trainer(data, split, ref_membership, "reference", stats,
                                                                quiet, cache_dir, seed)
             ref_queries = [release(q, access, top_k=top_k) for q in ref_queries]
@@ -437,8 +442,12 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
             ids = membership.record_ids[membership.matrix[k]]
             t = time.perf_counter()
             trained = train_fn(data.X[ids], data.y[ids], derive_seed(seed, role, k, "train"))
+            on = device
+            if _is_torch_module(trained):  # query it where it lives (mialab's trainer returns CPU modules)
+                first = next(iter(trained.parameters()), None)
+                on = str(first.device) if first is not None else "cpu"
             w = wrap_model(trained, n_classes=n_classes, output=output if wrapped.kind == "callable" else "auto",
-                           batch_size=batch_size, device=device)
+                           batch_size=batch_size, device=on)
             native = _native(w, data.X[ids])
             pred = native if w.output == "labels" else native.argmax(axis=1)
             summaries.append({"train_accuracy": float((pred == data.y[ids]).mean()), "test_accuracy": None,

@@ -85,3 +85,12 @@ def test_online_membership_is_balanced_for_every_even_prefix():
     assert abs(sizes.mean() - m.record_ids.size / 2) < 0.05 * m.record_ids.size
     with pytest.raises(ValueError, match="even int >= 2"):
         online_reference_membership(split, 3, seed=0)
+
+
+def test_online_reference_models_with_early_stopping_keep_every_evaluated_record_in():
+    res = mialab.audit("digits", seed=0, attacks=["lira-online"], n_shadows=2, n_validation=60, n_bootstrap=20,
+                       training=TrainConfig(epochs=3, early_stopping_patience=1), quiet=True)
+    m = res.reference_membership
+    evaluated = np.isin(m.record_ids, res.split.evaluated)
+    assert (m.matrix[:, evaluated].sum(axis=0) == 1).all()  # held-out validation came from pool records
+    assert m.matrix[:, ~evaluated].sum() < (m.matrix.shape[1] - evaluated.sum())  # and some were held out

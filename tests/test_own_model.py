@@ -138,3 +138,25 @@ def test_bad_input_is_refused_with_what_was_received(digits, forest):
         audit_model(forest, m, n, attacks=["loss"], quiet=True)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         audit_model(object(), m, n, quiet=True)
+
+
+def test_online_attacks_on_an_own_model(digits, forest):
+    res = audit_model(forest, digits["members"], digits["nonmembers"], attacks=["lira-online", "rmia-online"],
+                      n_reference_models=2, **_kw(digits))
+    assert len(res.reference_models) == 2
+    m = res.reference_membership
+    assert np.isin(res.split.evaluated, m.record_ids).all() and np.isin(m.record_ids, res.split.pool).any()
+    assert (m.matrix[:, np.isin(m.record_ids, res.split.evaluated)].sum(axis=0) == 1).all()
+
+
+def test_target_outputs_are_checked_before_any_training(digits, forest):
+    calls = []
+
+    def train_fn(X, y, seed):
+        calls.append(seed)
+        return _forest(X, y, seed)
+
+    with pytest.raises(ValueError, match="access='logits' needs a model that returns logits"):
+        audit_model(forest, digits["members"], digits["nonmembers"], access="logits", train_fn=train_fn,
+                    attacks=["loss"], **_kw(digits))
+    assert calls == []

@@ -240,3 +240,18 @@ def test_reference_attacks_refuse_what_they_cannot_score():
             make_attack(name, **bad)
     with pytest.raises(ValueError, match="fixed"):
         make_attack("lira-online", online=False)
+
+
+def test_leave_one_out_drops_the_complementary_partner():
+    # paired online design: model 1 is IN exactly where model 0 is OUT; as model 0's reference
+    # it would reveal model 0's membership, which no real target's references do
+    first = np.random.default_rng(0).random((3, 40)) < 0.5
+    ref_in = np.empty((6, 40), bool)
+    ref_in[0::2], ref_in[1::2] = first, ~first
+    attack = make_attack("rmia-online")
+    others, scored, population = attack._pseudo_target_split(0, ref_in)
+    assert not others[0] and not others[1] and others[2:].all()
+    assert not ref_in[0, population].any()  # the population: non-members of the pseudo-target
+    lira = make_attack("lira-online")
+    others, scored, population = lira._pseudo_target_split(0, ref_in)
+    assert population.size == 0 and scored.size > 20  # LiRA needs no population: it scores them all

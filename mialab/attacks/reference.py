@@ -83,6 +83,8 @@ class ReferenceAttack(Attack):
     online: ClassVar[bool] = False
     #: needs the reference models' outputs on the scored records themselves
     per_record: ClassVar[bool] = True
+    #: compares scored records with population records (RMIA)
+    uses_population: ClassVar[bool] = False
 
     def __init__(self, *, augment: str = "auto", n_calibration: int = 8, random_state: int = 0) -> None:
         super().__init__(random_state=random_state)
@@ -146,10 +148,37 @@ class ReferenceAttack(Attack):
             raise ValueError(f"{self.name}: every reference observation needs the same number of queries, got {sorted(q)}")
         self.columns_ = np.asarray(data.membership.record_ids)
         self.labels_ = obs[0].labels
+        if any(not np.array_equal(o.labels, self.labels_) for o in obs[1:]):
+            raise ValueError(f"{self.name}: the reference observations disagree on the records' labels")
         self.ref_signal_ = np.stack([self._signal2d(o) for o in obs])  # (K, n_cols, Q)
         self.ref_in_ = np.asarray(data.membership.matrix, dtype=bool)
         self.fitted_ = self._tune(self.ref_signal_, self.ref_in_)
         self.threshold_ = self._calibrate()
+
+    def _pseudo_target_split(self, k: int, ref_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Reference model ``k`` as a pseudo-target: ``(references, scored, population)`` or
+        None when it cannot be scored.
+
+        Its references are the other models that share at least one IN record with it: a model
+        whose membership is the exact complement of ``k``'s (the partner in the paired online
+        design) would tell the attack which records ``k`` trained on, which no real target's
+        references do. The usable columns are split at random: half scored, half the population
+        (non-members of the pseudo-target, as the target's population is); attacks that need no
+        population score them all."""
+        K = ref_in.shape[0]
+        shares = (ref_in & ref_in[k]).any(axis=1) if ref_in[k].any() else np.ones(K, bool)
+        others = (np.arange(K) != k) & shares
+        if not others.any():
+            return None
+        usable = self._usable(ref_in[others])
+        cols = np.random.default_rng([self.random_state, k]).permutation(np.flatnonzero(usable))
+        if not self.uses_population:
+            return (others, np.sort(cols), np.zeros(0, np.int64)) if cols.size else None
+        scored, population = np.sort(cols[: cols.size // 2]), np.sort(cols[cols.size // 2:])
+        population = population[~ref_in[k, population]]
+        if not scored.size or not population.size:
+            return None
+        return others, scored, population
 
     def _calibrate(self) -> float:
         """Leave-one-out threshold on the reference models (see the module docstring)."""
@@ -158,22 +187,12 @@ class ReferenceAttack(Attack):
             return self._fallback_threshold()
         scores, member = [], []
         for k in range(min(K, self.n_calibration)):
-            others = np.arange(K) != k
-            usable = self._usable(self.ref_in_[others])
-            if not usable.any():
+            split = self._pseudo_target_split(k, self.ref_in_)
+            if split is None:
                 continue
-            # half the usable columns are scored, the other half is the population
-            cols = np.random.default_rng([self.random_state, k]).permutation(np.flatnonzero(usable))
-            scored, population = np.sort(cols[: cols.size // 2]), np.sort(cols[cols.size // 2:])
-            if not scored.size or not population.size:
-                continue
-            # the population must be non-members of the pseudo-target, as the target's are
-            population = population[~self.ref_in_[k, population]]
-            if not population.size:
-                continue
-            s = self._scores(self.ref_signal_[k], self.ref_signal_[others], self.ref_in_[others],
-                             scored=scored, population=population, fitted=self.fitted_)
-            scores.append(s)
+            others, scored, population = split
+            scores.append(self._scores(self.ref_signal_[k], self.ref_signal_[others], self.ref_in_[others],
+                                       scored=scored, population=population, fitted=self.fitted_))
             member.append(self.ref_in_[k, scored])
         if not scores:
             return self._fallback_threshold()

@@ -86,6 +86,7 @@ class RMIA(ReferenceAttack):
     """Zarifzadeh et al.'s relative membership inference; ``online`` is fixed by the registered name."""
 
     name = "rmia"
+    uses_population = True
 
     def __init__(self, *, online: bool = False, gamma: float = 2.0, offline_a: float | str = "auto",
                  interpolate: bool = True, n_population: int = 5000, augment: str = "auto",
@@ -145,25 +146,18 @@ class RMIA(ReferenceAttack):
         K = ref.shape[0]
         if K < 2:
             return {"a": _A_DEFAULT}
+        splits = [(k, sp) for k in range(min(K, self.n_calibration))
+                  if (sp := self._pseudo_target_split(k, ref_in)) is not None]
+        if not splits:
+            return {"a": _A_DEFAULT}
+        member = np.concatenate([ref_in[k, scored] for k, (_, scored, _) in splits])
+        if member.all() or not member.any():
+            return {"a": _A_DEFAULT}
         best = None
         for a in _A_GRID:
-            s, m = [], []
-            for k in range(min(K, self.n_calibration)):
-                others = np.arange(K) != k
-                usable = self._usable(ref_in[others])
-                cols = np.random.default_rng([self.random_state, k]).permutation(np.flatnonzero(usable))
-                scored, population = np.sort(cols[: cols.size // 2]), np.sort(cols[cols.size // 2:])
-                population = population[~ref_in[k, population]]
-                if not scored.size or not population.size:
-                    continue
-                s.append(self._scores_at(ref[k], ref[others], ref_in[others], scored, population, a))
-                m.append(ref_in[k, scored])
-            if not s:
-                return {"a": _A_DEFAULT}
-            member = np.concatenate(m)
-            if member.all() or not member.any():
-                return {"a": _A_DEFAULT}
-            auc = roc_auc(np.concatenate(s), member)
+            s = np.concatenate([self._scores_at(ref[k], ref[others], ref_in[others], scored, population, a)
+                                for k, (others, scored, population) in splits])
+            auc = roc_auc(s, member)
             if best is None or auc > best[0] + 1e-12:
                 best = (auc, a)
         return {"a": best[1], "tuning_auc": best[0]}

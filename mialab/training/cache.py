@@ -73,7 +73,7 @@ __all__ = ["cache_key", "ModelCache", "cached_train"]
 logger = logging.getLogger(__name__)
 
 #: bump when the key encoding or the on-disk layout changes: old entries then simply miss
-_FORMAT = 1
+_FORMAT = 2  # 2: jobs train on sorted record ids
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _MODEL_FILE, _MODEL_META = "model.pt", "model.json"
