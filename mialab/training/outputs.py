@@ -37,7 +37,8 @@ def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int | None = 
     model.eval()
     try:
         # range(0, n) is empty for n == 0: run one empty batch so logits keep their class axis
-        chunks = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32)).double().numpy()
+        # torch.tensor copies the batch: datasets are read-only views, which torch.as_tensor warns about
+        chunks = [model(torch.tensor(X[i:i + batch_size], dtype=torch.float32)).double().numpy()
                   for i in range(0, max(X.shape[0], 1), batch_size)]
     finally:
         model.train(was_training)
