@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -65,18 +64,10 @@ from mialab.models import build_model
 from mialab.seeding import derive_seed, torch_seeded
 from mialab.training import logit_query, predict_logits
 
+from ensemble_throughput import cpu_name  # noqa: E402  (a sibling script: benchmarks/ is on sys.path)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 PILOT_RECORDS = 20
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class CountingQuery:

@@ -161,15 +161,13 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
                 if i in missing:
                     yield i, tm
 
-    def reporting() -> Callable[[list[int]], Iterator[tuple[int, TrainedModel]]]:
-        def run(indices: list[int]) -> Iterator[tuple[int, TrainedModel]]:
-            for i, tm in train_missing(indices):
-                if on_model is not None:
-                    on_model(i)
-                yield i, tm
-        return run
+    def reporting(indices: list[int]) -> Iterator[tuple[int, TrainedModel]]:
+        for i, tm in train_missing(indices):
+            if on_model is not None:
+                on_model(i)
+            yield i, tm
 
-    models, loaded = cached_train(keys, reporting(), fn, cache)
+    models, loaded = cached_train(keys, reporting, fn, cache)
     if on_model is not None:
         for i, was_loaded in enumerate(loaded):
             if was_loaded:
