@@ -87,7 +87,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--claims-only", action="store_true",
                         help="only the candidates the claims check needs (for slow datasets)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--cache-dir", default=str(HERE / ".cache"),
+                        help="trained models kept here, so a killed run resumes ('' for none)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     candidates = CANDIDATES
     if args.claims_only:
         candidates = {k: CANDIDATES[k] for k in ("dp-sgd-eps1", "dp-sgd-eps1-tuned", "l2-0.01", "l2-0.05",
@@ -96,7 +103,7 @@ def main() -> None:
                     attacks=("threshold", "loss", "modified-entropy", "shadow", "label-only"))
     if args.dataset == "fashion-mnist":
         settings.update(n_target_train=5000, n_test=2000, training=TrainConfig(epochs=30, batch_size=64))
-    c = compare_defenses(candidates, quiet=True, **settings)
+    c = compare_defenses(candidates, quiet=True, cache_dir=args.cache_dir or None, **settings)
     base = c.results["none"].target["wall_time_s"]
     dp = c.results["dp-sgd-eps1"].target["wall_time_s"]
     print("| candidate | test acc | utility cost | worst attack | worst AUC [95% CI] | worst attack acc | "

@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and OpenMP/BLAS threads (default 1: fastest measured on the shared 2-core machine)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/model_types*.json)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in the JSON file (written after every row) and run only the rest")
     args = parser.parse_args(argv)
 
     import torch
@@ -383,9 +385,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     s = QUICK if args.quick else FULL
     jobs, run_sweep = selected(args.only)
+    out = Path(args.out) if args.out else HERE / "results" / (
+        "model_types_quick.json" if args.quick else "model_types_partial.json" if args.only else "model_types.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    given = argv if argv is not None else sys.argv[1:]
     rows: list[dict] = []
     sweep: list[dict] = []
+    if args.resume and out.exists():
+        old = json.loads(out.read_text())
+        if (old.get("quick"), old.get("seed")) != (args.quick, args.seed):
+            raise SystemExit(f"--resume: {out} was written with quick={old.get('quick')} seed={old.get('seed')}, "
+                             f"not quick={args.quick} seed={args.seed}")
+        rows, sweep = old["rows"], old["sweep"]
+        print(f"resuming: {len(rows)} model rows and {len(sweep)} sweep rows kept from {out}", file=sys.stderr)
     t_start = time.perf_counter()
+
+    def record(found: list[Claim], complete: bool) -> dict[str, Any]:
+        return {"command": " ".join(["python", "benchmarks/model_types.py", *given]), "complete": complete,
+                "quick": args.quick, "only": args.only, "seed": args.seed, "threads": args.threads,
+                "access": ACCESS, "attacks": list(ATTACKS), "n_shadows": s.n_shadows, "n_bootstrap": s.n_bootstrap,
+                "rows": rows, "sweep": sweep,
+                "claims": [{"claim": c, "measured": m, "held": h} for c, m, h in found],
+                "wall_s_this_run": time.perf_counter() - t_start,
+                "wall_s_rows": sum(r["wall_s"] for r in rows + sweep), "versions": versions()}
+
+    def checkpoint() -> None:  # after every row, so a killed run loses at most one row
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record([], False), indent=2) + "\n")
+        tmp.replace(out)
     with threadpool_limits(limits=args.threads):
         cache: dict[str, tuple[Dataset, AuditSplit]] = {}
 
@@ -402,9 +429,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return cache[d]
 
         for d, m in jobs:
+            if any((r["dataset"], r["model"]) == (d, m) for r in rows):
+                continue
             data, split = prepared(d)
             r = audit_one(data, split, m, s, seed=args.seed)
             rows.append(r)
+            checkpoint()
             print(f"[{time.perf_counter() - t_start:6.0f} s] {d} / {m}: worst {r['worst_attack']} "
                   f"AUC {r['worst_auc']:.3f}, gap {r['gap']:.3f}", file=sys.stderr, flush=True)
         if run_sweep:
@@ -413,9 +443,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 split = audit_split(fashion, AuditConfig(dataset="fashion-mnist", n_target_train=n,
                                                          n_test=s.sweep_n_test, seed=args.seed))
                 for e in s.sweep_epochs:
+                    if any((r["n_target_train"], r["epochs"]) == (n, e) for r in sweep):
+                        continue
                     r = audit_one(fashion, split, "mlp", s, seed=args.seed, training=replace(s.mlp, epochs=e))
                     r["epochs"] = e
                     sweep.append(r)
+                    checkpoint()
                     print(f"[{time.perf_counter() - t_start:6.0f} s] sweep n={n} epochs={e}: worst AUC "
                           f"{r['worst_auc']:.3f}, gap {r['gap']:.3f}", file=sys.stderr, flush=True)
 
@@ -435,19 +468,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for claim, measured, held in found:
         print(f"| {claim} | {measured} | {held} |")
 
-    out = Path(args.out) if args.out else HERE / "results" / (
-        "model_types_quick.json" if args.quick else "model_types_partial.json" if args.only else "model_types.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    given = argv if argv is not None else sys.argv[1:]
-    record = {"command": " ".join(["python", "benchmarks/model_types.py", *given]),
-              "quick": args.quick, "only": args.only, "seed": args.seed, "threads": args.threads,
-              "access": ACCESS, "attacks": list(ATTACKS), "n_shadows": s.n_shadows, "n_bootstrap": s.n_bootstrap,
-              "rows": rows, "sweep": sweep,
-              "claims": [{"claim": c, "measured": m, "held": h} for c, m, h in found],
-              "wall_s": time.perf_counter() - t_start, "versions": versions()}
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    final = record(found, True)
+    out.write_text(json.dumps(final, indent=2) + "\n")
     print(f"\nwritten: {out}")
-    return record
+    return final
 
 
 if __name__ == "__main__":
