@@ -351,6 +351,23 @@ def versions() -> dict[str, str]:
             "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
 
 
+def hardware() -> dict[str, Any]:
+    """What the run ran on: CPU model, logical cores, torch threads, device."""
+    import os
+
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"}
+
+
 def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Sequence[str] | None = None,
           seed: int = 0, out: str | Path | None = None, *, config: AuditConfig | None = None,
           quiet: bool = False, cache_dir: str | Path | None = None, **settings: Any) -> AuditResults:
@@ -451,7 +468,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                  "n_classes": data.n_classes, "kind": data.kind, "input_shape": list(data.input_shape)},
         split=split, target=target.summary(), shadows=[s.summary() for s in shadows],
         shadow_membership=membership, attacks=results, metrics=metrics, target_outputs=outputs,
-        timings=timings, versions=versions(), reference_models=[r.summary() for r in reference_models],
+        timings=timings, versions=versions(), hardware=hardware(),
+        reference_models=[r.summary() for r in reference_models],
         reference_membership=reference_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
     if out is not None:

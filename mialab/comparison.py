@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ from typing import Any
 
 from mialab.audit import audit
 from mialab.config import AuditConfig
+from mialab.data import Dataset
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
 
-__all__ = ["PRESETS", "DefenseComparison", "Recommendation", "compare_defenses", "recommend"]
+__all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "compare_defenses", "pareto_front",
+           "recommend"]
 
 #: ready-made candidates by name: ``compare_defenses(["l2", "dp-sgd-eps1", "top-1"])``
 PRESETS: dict[str, dict[str, Any]] = {
@@ -42,7 +45,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "label-only-output": {"output_mask": {"name": "label-only"}},
 }
 
+#: the cheap candidates the default audit compares (``mialab audit``): one regulariser that
+#: retrains, one that changes the loss, and an output mask that retrains nothing
+REPORT_DEFENSES: tuple[str, ...] = ("l2", "label-smoothing", "top-1")
+
 BASELINE = "none"
+log = logging.getLogger(__name__)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(test_accuracy, worst_auc)`` no other point dominates (at least
+    as accurate and at most as attackable, strictly better in one), sorted by accuracy."""
+    front = []
+    for i, (acc, auc) in enumerate(points):
+        dominated = any((a >= acc and u <= auc) and (a > acc or u < auc)
+                        for j, (a, u) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
 
 
 @dataclass
@@ -67,6 +87,21 @@ class DefenseComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows}
+
+    def pareto(self) -> list[str]:
+        """Candidates on the Pareto front of (test accuracy, worst-case AUC), by accuracy."""
+        return [self.rows[i]["candidate"]
+                for i in pareto_front([(r["test_accuracy"], r["worst_auc"]) for r in self.rows])]
+
+    def summary(self, *, max_utility_drop: float = 0.05, target_auc: float | None = None) -> dict[str, Any]:
+        """What a report shows: the rows, the Pareto front and the recommendation under the
+        constraints (``results.json`` key ``defense_comparison``)."""
+        ranked, verdict = recommend(self, max_utility_drop=max_utility_drop, target_auc=target_auc)
+        return {"rows": self.rows, "pareto_front": self.pareto(),
+                "recommendation": {"max_utility_drop": max_utility_drop, "target_auc": target_auc,
+                                   "verdict": verdict,
+                                   "ranked": [{"candidate": r.candidate, "gain_per_point": r.gain_per_point,
+                                               "reason": r.reason} for r in ranked]}}
 
     def table(self) -> str:
         """Plain-text comparison table."""
@@ -125,6 +160,7 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
 def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
                      *, config: AuditConfig | None = None, out: str | Path | None = None,
                      quiet: bool = False, cache_dir: str | Path | None = None,
+                     baseline: AuditResults | None = None, data: Dataset | None = None,
                      **settings: Any) -> DefenseComparison:
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
@@ -138,6 +174,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``cache_dir``: models kept and reused across candidates and runs (see :func:`mialab.audit`):
     candidates sharing a recipe (masks, the baseline) share their trained models; without a
     ``cache_dir`` a temporary one serves this comparison only.
+    ``baseline``: the undefended audit, already run with this very configuration (label-only
+    attack included): it is reused, not re-run, and not written under ``out``.
+    ``data``: a :class:`~mialab.data.Dataset` to audit instead of the built-in ``config.dataset``.
     """
     if isinstance(candidates, str):
         raise TypeError(f"candidates must be a list of preset names or a mapping, got the string {candidates!r}")
@@ -166,11 +205,26 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                                                      training=_training(name, base.training, spec))
                                   for name, spec in specs.items()}}
     results: dict[str, AuditResults] = {}
+    if baseline is not None:
+        if not isinstance(baseline, AuditResults):
+            raise TypeError(f"baseline must be AuditResults, got {type(baseline).__name__}")
+        expected = base.to_dict()
+        if data is not None:
+            expected["dataset"] = data.name
+        if baseline.config != expected:
+            diff = sorted(k for k in set(expected) | set(baseline.config)
+                          if expected.get(k) != baseline.config.get(k))
+            raise ValueError(f"baseline was audited with a different configuration than this comparison "
+                             f"(fields differing: {diff}); the label-only attack must be among its attacks")
+        results[BASELINE] = baseline
     with contextlib.ExitStack() as stack:
         if cache_dir is None:  # candidates that share a recipe (masks, the baseline) share models
             cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mialab-compare-"))
-        for name, cfg in configs.items():
-            results[name] = audit(config=cfg, quiet=quiet, out=None if out is None else Path(out) / name,
+        for i, (name, cfg) in enumerate(configs.items()):
+            if name in results:
+                continue
+            log.info("defense comparison: candidate %d of %d: %s", i, len(configs) - 1, name)
+            results[name] = audit(data, config=cfg, quiet=quiet, out=None if out is None else Path(out) / name,
                                   cache_dir=cache_dir)
     rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
     comparison = DefenseComparison(rows=rows, results=results)

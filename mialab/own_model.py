@@ -47,7 +47,7 @@ import numpy as np
 
 from mialab.attacks import make_attack
 from mialab.audit import (_progress, attack_all, online_reference_membership, target_like_shadow_membership,
-                          train_shadows, versions)
+                          hardware, train_shadows, versions)
 from mialab.config import DEFAULT_ATTACKS, AuditConfig
 from mialab.data import Dataset, from_arrays
 from mialab.defenses.masking import TopKMask, released_logits
@@ -368,7 +368,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
                 "generalization_gap": train_acc - test_acc, "seed": None, "trained_by": "user",
                 "accuracy_note": "train_accuracy on the known members, test_accuracy on the non-members"},
         shadows=shadows_summary, shadow_membership=membership if shadow_queries else None, attacks=results,
-        metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(),
+        metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(),
         reference_models=ref_summary, reference_membership=ref_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
     if out is not None:

@@ -42,6 +42,10 @@ class AuditResults:
                    and their membership over evaluated + pool records (empty / None without
                    online attacks).
     model_counts:  how many models this run trained and how many it loaded from the cache.
+    hardware:      CPU, core count, torch threads and device the run used.
+    defense_comparison: when defenses were compared against this (undefended) audit: the
+                   comparison rows, the Pareto front and the recommendation (see
+                   :meth:`mialab.comparison.DefenseComparison.summary`); else ``None``.
     """
 
     config: dict[str, Any]
@@ -58,6 +62,8 @@ class AuditResults:
     reference_models: list[dict[str, Any]] = field(default_factory=list)
     reference_membership: MembershipMatrix | None = None
     model_counts: dict[str, int] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    defense_comparison: dict[str, Any] | None = None
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
@@ -114,10 +120,41 @@ class AuditResults:
             "worst_case": None if worst is None else {"attack": worst.attack, "auc": worst.auc,
                                                       "auc_interval": list(worst.auc_interval),
                                                       "selected_among": len(self.metrics)},
+            "distributions": self.distributions(),
             "timings": self.timings,
             "model_counts": self.model_counts,
             "versions": self.versions,
+            "hardware": self.hardware,
+            "defense_comparison": self.defense_comparison,
         }
+
+    def distributions(self, bins: int = 30) -> dict[str, Any]:
+        """Histograms of what the target released on the evaluated records, members vs
+        non-members: the maximum confidence, the log10 cross-entropy loss, and the worst-case
+        attack's own score. Each: ``edges`` (``bins + 1``), ``members`` and ``nonmembers``
+        counts, and the numbers of records they count."""
+        out = self.target_outputs
+        member = np.isin(out.record_ids, self.split.members)
+        quantities = {"confidence": ("maximum released probability", out.confidence()),
+                      "log10_loss": ("log10 cross-entropy loss", np.log10(np.clip(out.loss(), 1e-12, 1e12)))}
+        if self.metrics:
+            worst = self.attack(self.worst_case().attack)
+            if np.array_equal(worst.record_ids, out.record_ids):
+                quantities["attack_score"] = (f"{worst.attack} score (higher = member)", worst.scores)
+        hist = {}
+        for key, (label, values) in quantities.items():
+            values = np.asarray(values, dtype=np.float64)
+            lo, hi = float(values.min()), float(values.max())
+            if hi <= lo:  # a constant quantity (a label-only release): one bin around it
+                lo, hi = lo - 0.5, hi + 0.5
+            edges = np.linspace(lo, hi, bins + 1)
+            hist[key] = {"label": label, "edges": edges.tolist(),
+                         "members": np.histogram(values[member], bins=edges)[0].tolist(),
+                         "nonmembers": np.histogram(values[~member], bins=edges)[0].tolist(),
+                         "n_members": int(member.sum()), "n_nonmembers": int((~member).sum())}
+        if "attack_score" in hist:
+            hist["attack_score"]["attack"] = self.worst_case().attack
+        return hist
 
     def save(self, out: str | Path) -> Path:
         """Write config.json, split.json, results.json, scores.csv, target_outputs.npz and the

@@ -223,12 +223,13 @@ def test_bootstrap_replicate_stats_equal_point_metrics():
 def test_bootstrap_replicates_do_not_depend_on_chunking(monkeypatch):
     s, m = make_data(3, 200, "continuous")
     t = np.array([0.05])
-    auc_a, tpr_a = intervals_mod._bootstrap_replicates(s, m, t, 64, 9)
+    auc_a, tpr_a, rule_a = intervals_mod._bootstrap_replicates(s, m, t, 64, 9, 0.1)
     monkeypatch.setattr(intervals_mod, "_CHUNK_ELEMENTS", 7 * 200)
-    auc_b, tpr_b = intervals_mod._bootstrap_replicates(s, m, t, 64, 9)
+    auc_b, tpr_b, rule_b = intervals_mod._bootstrap_replicates(s, m, t, 64, 9, 0.1)
     np.testing.assert_array_equal(auc_a, auc_b)
     np.testing.assert_array_equal(tpr_a, tpr_b)
-    auc_c, _ = intervals_mod._bootstrap_replicates(s, m, t, 30, 9)
+    np.testing.assert_array_equal(rule_a, rule_b)
+    auc_c, _, _ = intervals_mod._bootstrap_replicates(s, m, t, 30, 9)
     np.testing.assert_array_equal(auc_a[:30], auc_c)  # more replicates extend, never reshuffle
 
 
@@ -262,7 +263,9 @@ def test_evaluate_json_and_resolvability(n_non, resolvable):
     assert json.loads(text) == d
     assert list(d) == ["attack", "n_members", "n_nonmembers", "threshold", "accuracy",
                        "balanced_accuracy", "precision", "recall", "fpr_at_threshold", "auc",
-                       "auc_interval", "advantage", "best_advantage", "tpr_at_fpr", "roc", "bootstrap"]
+                       "auc_interval", "advantage", "best_advantage", "accuracy_interval",
+                       "precision_interval", "recall_interval", "advantage_interval", "tpr_at_fpr", "roc",
+                       "bootstrap"]
     assert (d["n_members"], d["n_nonmembers"]) == (300, n_non)
     by_fpr = {e["fpr"]: e for e in d["tpr_at_fpr"]}
     assert by_fpr[0.001]["resolvable"] is resolvable and by_fpr[0.001]["n_nonmembers"] == n_non
@@ -380,3 +383,67 @@ def test_public_api_is_explicit():
     assert sorted(M.__all__) == sorted(set(M.__all__))
     for name in M.__all__:
         assert hasattr(M, name)
+
+
+# -- intervals of the threshold rule (accuracy, precision, recall, advantage) ----------------------
+def _slow_threshold_intervals(scores, member, threshold, n_rep, seed, level=0.95):
+    """Reference: redraw the replicates exactly as the bootstrap does (two child streams,
+    floor(u * n) indices, one replicate after another) and count each with a plain loop."""
+    pos, neg = scores[member], scores[~member]
+    rng_pos, rng_neg = np.random.default_rng(seed).spawn(2)
+    reps = []
+    for _ in range(n_rep):
+        p = pos[np.minimum((rng_pos.random(pos.size) * pos.size).astype(int), pos.size - 1)]
+        n = neg[np.minimum((rng_neg.random(neg.size) * neg.size).astype(int), neg.size - 1)]
+        tp = sum(1 for v in p if v >= threshold)
+        fp = sum(1 for v in n if v >= threshold)
+        acc = (tp + (n.size - fp)) / (p.size + n.size)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        reps.append((acc, prec, tp / p.size, tp / p.size - fp / n.size))
+    reps = np.array(reps)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {k: tuple(np.quantile(reps[:, j], q)) for j, k in enumerate(("accuracy", "precision", "recall",
+                                                                          "advantage"))}
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.0, float("inf"), -float("inf")])
+def test_threshold_intervals_match_a_slow_reference_loop(threshold):
+    from mialab.metrics.intervals import bootstrap_intervals
+
+    rng = np.random.default_rng(5)
+    member = np.arange(70) < 30
+    scores = np.round(rng.normal(member * 0.8), 1)  # ties on purpose
+    got = bootstrap_intervals(scores, member, fpr_targets=(0.1,), n_bootstrap=200, seed=11, threshold=threshold)
+    want = _slow_threshold_intervals(scores, member, threshold, 200, 11)
+    for k, (lo, hi) in want.items():
+        assert got[k] == pytest.approx((lo, hi), abs=1e-12), k
+
+
+def test_threshold_intervals_leave_auc_and_tpr_intervals_unchanged():
+    from mialab.metrics.intervals import bootstrap_intervals
+
+    rng = np.random.default_rng(1)
+    member = np.arange(300) < 150
+    scores = rng.normal(member * 0.5)
+    plain = bootstrap_intervals(scores, member, n_bootstrap=300, seed=3)
+    with_rule = bootstrap_intervals(scores, member, n_bootstrap=300, seed=3, threshold=0.2)
+    assert {k: with_rule[k] for k in plain} == plain
+    with pytest.raises(ValueError, match="threshold"):
+        bootstrap_intervals(scores, member, n_bootstrap=10, seed=3, threshold=float("nan"))
+
+
+def test_evaluate_reports_threshold_intervals_that_cover_the_point_estimates():
+    from mialab.metrics import evaluate
+
+    rng = np.random.default_rng(2)
+    member = np.arange(400) < 200
+    res = AttackResult("toy", np.arange(400), np.zeros(400, int), rng.normal(member * 1.0), member, 0.5)
+    met = evaluate(res, n_bootstrap=500, seed=0)
+    d = met.to_dict()
+    for k in ("accuracy", "precision", "recall", "advantage"):
+        lo, hi = d[f"{k}_interval"]
+        assert lo <= d[k] <= hi and hi - lo > 0
+    # binomial sanity: recall's 95% interval width ~ 2 * 1.96 * sqrt(p (1 - p) / n_members)
+    p = d["recall"]
+    assert d["recall_interval"][1] - d["recall_interval"][0] == pytest.approx(
+        2 * 1.96 * np.sqrt(p * (1 - p) / 200), rel=0.25)

@@ -26,9 +26,11 @@ from mialab.metrics._inputs import (
 )
 from mialab.seeding import check_seed
 
-__all__ = ["bootstrap_intervals", "tpr_key", "AUC_KEY"]
+__all__ = ["bootstrap_intervals", "tpr_key", "AUC_KEY", "THRESHOLD_KEYS"]
 
 AUC_KEY = "auc"
+#: interval keys of the rule ``score >= threshold`` (when a threshold is given)
+THRESHOLD_KEYS = ("accuracy", "precision", "recall", "advantage")
 
 # Largest (replicates x distinct scores) block held at once, in elements (~16 MiB of int64).
 _CHUNK_ELEMENTS = 1 << 21
@@ -100,19 +102,38 @@ def _draw_counts(rng: np.random.Generator, groups: np.ndarray, n_groups: int, n_
     return np.bincount(draws.ravel(), minlength=n_rep * n_groups).reshape(n_rep, n_groups)
 
 
+def _threshold_stats(c_pos: np.ndarray, c_neg: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Accuracy, precision, recall and advantage ``(B, 4)`` of the fixed rule that flags the
+    distinct scores where ``flagged`` (``(V,)`` bool, ``score >= threshold``) is set; precision
+    is 0 when a replicate flags nobody, as in :func:`~mialab.metrics.threshold_metrics`."""
+    n_pos = c_pos.sum(axis=1)
+    n_neg = c_neg.sum(axis=1)
+    tp = c_pos[:, flagged].sum(axis=1)
+    fp = c_neg[:, flagged].sum(axis=1)
+    recall = tp / n_pos
+    fpr = fp / n_neg
+    accuracy = (tp + n_neg - fp) / (n_pos + n_neg)
+    precision = np.divide(tp, tp + fp, out=np.zeros(tp.shape, dtype=np.float64), where=(tp + fp) > 0)
+    return np.stack([accuracy, precision, recall, recall - fpr], axis=1)
+
+
 def _bootstrap_replicates(scores: np.ndarray, is_member: np.ndarray, targets: np.ndarray,
-                          n_rep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """AUC ``(n_rep,)`` and TPR ``(n_rep, len(targets))`` of stratified bootstrap replicates.
+                          n_rep: int, seed: int, threshold: float | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """AUC ``(n_rep,)``, TPR ``(n_rep, len(targets))`` and, with a ``threshold``, the threshold
+    metrics ``(n_rep, 4)`` (:data:`THRESHOLD_KEYS`) of stratified bootstrap replicates.
 
     Members and non-members draw from two child streams of ``default_rng(seed)``, so replicate
-    ``b`` is the same whatever ``n_rep`` (beyond ``b``) and the chunk size are.
+    ``b`` is the same whatever ``n_rep`` (beyond ``b``) and the chunk size are; the threshold
+    metrics reuse the same replicates, so asking for them changes no other interval.
     """
     uniq, inv = np.unique(scores, return_inverse=True)
     inv = inv.astype(np.int64, copy=False).ravel()
     pos_groups, neg_groups, n_groups = inv[is_member], inv[~is_member], uniq.size
     rng_pos, rng_neg = np.random.default_rng(seed).spawn(2)
     chunk = max(1, _CHUNK_ELEMENTS // max(n_groups, scores.size))
-    aucs, tprs = [], []
+    flagged = None if threshold is None else uniq >= threshold
+    aucs, tprs, rules = [], [], []
     for start in range(0, n_rep, chunk):
         b = min(chunk, n_rep - start)
         c_pos = _draw_counts(rng_pos, pos_groups, n_groups, b)
@@ -120,7 +141,9 @@ def _bootstrap_replicates(scores: np.ndarray, is_member: np.ndarray, targets: np
         auc, tpr = _replicate_stats(c_pos, c_neg, targets)
         aucs.append(auc)
         tprs.append(tpr)
-    return np.concatenate(aucs), np.concatenate(tprs, axis=0)
+        if flagged is not None:
+            rules.append(_threshold_stats(c_pos, c_neg, flagged))
+    return np.concatenate(aucs), np.concatenate(tprs, axis=0), (np.concatenate(rules, axis=0) if rules else None)
 
 
 def bootstrap_intervals(
@@ -131,8 +154,12 @@ def bootstrap_intervals(
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: int,
+    threshold: float | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Stratified-bootstrap percentile intervals for AUC and TPR at each FPR target.
+    """Stratified-bootstrap percentile intervals for AUC and TPR at each FPR target and, when
+    ``threshold`` is given, for the accuracy, precision, recall and advantage of the fixed rule
+    ``score >= threshold`` (the attack's own threshold, chosen on attacker-side data: only the
+    evaluated records are resampled).
 
     Parameters
     ----------
@@ -146,7 +173,8 @@ def bootstrap_intervals(
     Returns
     -------
     ``{"auc": (low, high), tpr_key(f): (low, high) for f in fpr_targets}``, in that order, with
-    keys such as ``"tpr_at_fpr_0.001"`` (see :func:`tpr_key`). Bounds are the
+    keys such as ``"tpr_at_fpr_0.001"`` (see :func:`tpr_key`), then :data:`THRESHOLD_KEYS`
+    when a threshold is given. Bounds are the
     ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the replicates.
 
     Note: a TPR@FPR interval says nothing about whether the target is resolvable; with fewer
@@ -170,8 +198,11 @@ def bootstrap_intervals(
     seed = check_seed(seed, name="seed")
     require_both_classes(m, metric="bootstrap_intervals")
 
-    auc_reps, tpr_reps = _bootstrap_replicates(s, m, np.asarray(targets, dtype=np.float64),
-                                               n_rep, seed)
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or np.isnan(threshold)):
+        raise ValueError(f"threshold must be a real number (inf allowed) or None, got {threshold!r}")
+    auc_reps, tpr_reps, rule_reps = _bootstrap_replicates(s, m, np.asarray(targets, dtype=np.float64),
+                                                          n_rep, seed, None if threshold is None else float(threshold))
 
     q = np.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     out: dict[str, tuple[float, float]] = {}
@@ -180,4 +211,8 @@ def bootstrap_intervals(
     for j, f in enumerate(targets):
         lo, hi = np.quantile(tpr_reps[:, j], q)
         out[tpr_key(f)] = (float(lo), float(hi))
+    if rule_reps is not None:
+        for j, key in enumerate(THRESHOLD_KEYS):
+            lo, hi = np.quantile(rule_reps[:, j], q)
+            out[key] = (float(lo), float(hi))
     return out

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mialab.metrics._inputs import check_fpr_target, check_fpr_targets, require_both_classes
-from mialab.metrics.intervals import AUC_KEY, bootstrap_intervals, tpr_key
+from mialab.metrics.intervals import AUC_KEY, THRESHOLD_KEYS, bootstrap_intervals, tpr_key
 from mialab.metrics.roc import _auc_by_ranks, _roc, _tpr_at_fpr_on_curve
 from mialab.metrics.threshold import _threshold_metrics
 from mialab.types import AttackResult
@@ -90,6 +90,8 @@ class AttackMetrics:
                        attacker achieves (with 120 + 120 records, random scores average ~0.08).
     roc_fpr, roc_tpr:  exact ROC, ``(k + 1,)`` read-only float64 arrays (see ``roc_curve``).
     n_bootstrap, level, seed: how the intervals were drawn.
+    threshold_intervals: bootstrap intervals of ``accuracy``, ``precision``, ``recall`` and
+                       ``advantage`` at the fixed threshold (the same replicates).
     """
 
     attack: str
@@ -111,6 +113,7 @@ class AttackMetrics:
     n_bootstrap: int
     level: float
     seed: int
+    threshold_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def tpr_at(self, fpr: float) -> TprAtFpr:
         """The entry for target ``fpr``; ``KeyError`` listing the evaluated targets otherwise."""
@@ -136,6 +139,8 @@ class AttackMetrics:
             accuracy, balanced_accuracy, precision, recall, fpr_at_threshold,
             auc, auc_interval  [low, high],
             advantage         recall - fpr_at_threshold (the attacker's rule),
+            accuracy_interval, precision_interval, recall_interval, advantage_interval
+                               [low, high] bootstrap intervals at the fixed threshold,
             best_advantage    max over the ROC (oracle, chosen on the evaluated records),
             tpr_at_fpr         list of {fpr, tpr, interval: [low, high], n_nonmembers,
                                min_nonmembers, resolvable}, in the order of the targets,
@@ -156,6 +161,7 @@ class AttackMetrics:
             "auc_interval": [self.auc_interval[0], self.auc_interval[1]],
             "advantage": self.advantage,
             "best_advantage": self.best_advantage,
+            **{f"{k}_interval": list(v) for k, v in self.threshold_intervals.items()},
             "tpr_at_fpr": [e.to_dict() for e in self.tpr_at_fpr],
             "roc": {"fpr": self.roc_fpr.tolist(), "tpr": self.roc_tpr.tolist()},
             "bootstrap": {"n_bootstrap": self.n_bootstrap, "level": self.level, "seed": self.seed},
@@ -196,7 +202,7 @@ def evaluate(
     n_pos, n_neg = require_both_classes(m, metric=f"evaluate (attack {result.attack!r})")
 
     intervals = bootstrap_intervals(s, m, fpr_targets=targets, n_bootstrap=n_bootstrap,
-                                    level=level, seed=seed)
+                                    level=level, seed=seed, threshold=result.threshold)
     roc_fpr, roc_tpr, _ = _roc(s, m, n_pos, n_neg)
     tprs = _tpr_at_fpr_on_curve(roc_fpr, roc_tpr, np.asarray(targets, dtype=np.float64))
     at_thr = _threshold_metrics(s, m, result.threshold, n_pos, n_neg)
@@ -227,4 +233,5 @@ def evaluate(
         n_bootstrap=int(n_bootstrap),
         level=float(level),
         seed=int(seed),
+        threshold_intervals={k: intervals[k] for k in THRESHOLD_KEYS},
     )

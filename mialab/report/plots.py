@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mialab.comparison import pareto_front
 from mialab.results import AuditResults
 
 __all__ = ["plot_roc", "plot_distributions", "plot_tradeoff", "pareto_front"]
@@ -76,18 +77,6 @@ def plot_distributions(results: AuditResults, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points ``(test_accuracy, worst_auc)`` no other point dominates (at least
-    as accurate and at most as attackable, strictly better in one), sorted by accuracy."""
-    front = []
-    for i, (acc, auc) in enumerate(points):
-        dominated = any((a >= acc and u <= auc) and (a > acc or u < auc)
-                        for j, (a, u) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
 
 
 def plot_tradeoff(rows: list[dict], path: str | Path) -> Path:
