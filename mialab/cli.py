@@ -1,8 +1,9 @@
 """Command line: arguments -> AuditConfig -> audit. No logic of its own.
 
     mialab audit --dataset digits --model mlp --attacks threshold,loss,shadow,label-only --out runs/x
-    mialab audit --config audit.toml --seed 3
+    mialab audit --config audit.toml --seed 3 --defenses l2,dp-sgd-eps8,top-1
     mialab defend --candidates l2,dropout,top-1 --max-utility-drop 0.02
+    mialab report runs/x          # re-render report.html / report.md from results.json
     mialab list
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["main", "build_parser", "config_from_args"]
+
+log = logging.getLogger("mialab")
 
 # CLI flag -> (AuditConfig field or "training.<field>" / "model_params.<field>")
 _FIELDS = {
@@ -46,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_args(d)
     d.add_argument("--candidates", default="l2,dropout,label-smoothing,top-1,label-only-output",
                    help="comma-separated presets (see `mialab list`)")
-    d.add_argument("--max-utility-drop", type=float, default=0.05,
-                   help="largest acceptable drop in test accuracy (fraction, default 0.05)")
-    d.add_argument("--target-auc", type=float, help="largest acceptable worst-case attack AUC")
+    r = sub.add_parser("report", help="re-render report.html and report.md of a run directory",
+                       description="Re-render a run directory's report.html and report.md from its results.json; "
+                                   "nothing is trained or recomputed.")
+    r.add_argument("run_dir", type=Path, help="a run directory (holding results.json)")
     m = sub.add_parser("audit-model", help="audit a model you trained (weights, TorchScript or scikit-learn)",
                        description="Audit a trained model on known members and non-members. Model files load "
                                    "safely: PyTorch weights with weights_only=True, scikit-learn from .skops; "
@@ -123,6 +127,18 @@ def _add_audit_args(a: argparse.ArgumentParser) -> None:
                    help="where trained models are kept and reused; an interrupted audit resumes from it "
                         "(default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
     a.add_argument("--no-cache", action="store_true", help="train every model afresh and store nothing")
+    a.add_argument("--defenses", help="defense presets to re-attack and compare in the report (default for "
+                                      f"`audit`: {','.join(_report_defenses())}; see `mialab list`)")
+    a.add_argument("--no-defenses", action="store_true", help="audit only; compare no defenses")
+    a.add_argument("--max-utility-drop", type=float, default=0.05,
+                   help="recommendations: largest acceptable drop in test accuracy (fraction, default 0.05)")
+    a.add_argument("--target-auc", type=float, help="recommendations: largest acceptable worst-case attack AUC")
+
+
+def _report_defenses() -> tuple[str, ...]:
+    from mialab.comparison import REPORT_DEFENSES
+
+    return REPORT_DEFENSES
 
 
 def config_from_args(args: argparse.Namespace):
@@ -161,37 +177,71 @@ def cache_dir_from_args(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    candidates = None if args.no_defenses else args.defenses or ",".join(_report_defenses())
+    return _run(args, candidates, explicit=args.defenses is not None)
+
+
+def _cmd_defend(args: argparse.Namespace) -> int:
+    if args.no_defenses:
+        raise ValueError("mialab defend compares defenses; --no-defenses contradicts it (use mialab audit)")
+    return _run(args, args.defenses or args.candidates, explicit=True)
+
+
+def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) -> int:
+    """The audit, then (unless ``candidates`` is None) the defense comparison against it, then
+    the run directory with the report. Candidates run under ``<out>/defenses/<name>/``."""
     from mialab.audit import audit
+    from mialab.comparison import compare_defenses
     from mialab.data import from_csv
-    from mialab.report import summary_table
+    from mialab.report import summary_table, write_run
 
     if (args.csv is None) != (args.label_column is None):
         raise ValueError("--csv and --label-column go together: give both or neither")
     config = config_from_args(args)
+    names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
+    if names and (config.defenses or config.output_mask):
+        if explicit:
+            raise ValueError("--defenses compares candidates against the undefended model; the configuration "
+                             f"already applies defenses={list(config.defenses)} output_mask={config.output_mask}")
+        log.info("configuration applies a defense: no default defense comparison")
+        names = []
+    if names:
+        from mialab.comparison import PRESETS
+
+        unknown = [c for c in names if c not in PRESETS]
+        if unknown:
+            raise ValueError(f"--defenses must be preset names {sorted(PRESETS)}, got unknown {unknown}")
+        if "label-only" not in config.attacks:  # a comparison always includes it (masks hide scores, not labels)
+            config = config.replace(attacks=config.attacks + ("label-only",))
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"
     data = from_csv(args.csv, label_column=args.label_column) if args.csv is not None else config.dataset
-    results = audit(data, config=config, out=out, quiet=args.quiet, cache_dir=cache_dir_from_args(args))
+    cache = cache_dir_from_args(args)
+    results = audit(data, config=config, quiet=args.quiet, cache_dir=cache)
+    if names:
+        comparison = compare_defenses(names, config=results_config(results, config), baseline=results,
+                                      data=data if args.csv is not None else None, out=Path(out) / "defenses",
+                                      quiet=args.quiet, cache_dir=cache)
+        results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
+                                                        target_auc=args.target_auc)
+    write_run(results, out)
     print(summary_table(results))
-    print(f"\nrun directory: {out} (results.json, summary.txt, roc.png, distributions.png, scores.csv, ...)")
+    if names:
+        print("\n" + comparison.table())
+        print("\n" + results.defense_comparison["recommendation"]["verdict"])
+    print(f"\nrun directory: {out}\nreport: {Path(out) / 'report.html'} (also report.md, results.json)")
     return 0
 
 
-def _cmd_defend(args: argparse.Namespace) -> int:
-    from mialab.comparison import compare_defenses, recommend
+def results_config(results: Any, config: Any) -> Any:
+    """The configuration the audit really ran (for CSV data the dataset name is the file's)."""
+    return config.replace(dataset=results.config["dataset"])
 
-    if args.csv is not None:
-        raise ValueError("mialab defend works on built-in datasets; --csv is not supported yet")
-    config = config_from_args(args)
-    out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}-defenses"
-    candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    comparison = compare_defenses(candidates, config=config, out=out, quiet=args.quiet,
-                                  cache_dir=cache_dir_from_args(args))
-    ranked, verdict = recommend(comparison, max_utility_drop=args.max_utility_drop, target_auc=args.target_auc)
-    print(comparison.table())
-    print("\n" + verdict)
-    for rec in ranked[1:]:
-        print(f"  also: {rec.reason}")
-    print(f"\nrun directory: {out} (comparison.json, comparison.txt, one audit per candidate)")
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mialab.report import render_report
+
+    page, md = render_report(args.run_dir)
+    print(f"written: {page} and {md}")
     return 0
 
 
@@ -260,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return {"audit": _cmd_audit, "defend": _cmd_defend, "audit-model": _cmd_audit_model,
-                "list": _cmd_list}[args.command](args)
+                "report": _cmd_report, "list": _cmd_list}[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError, ImportError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2

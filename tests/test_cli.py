@@ -42,7 +42,30 @@ def test_cli_audit_writes_run_and_prints_summary(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "AUC [95% CI]" in printed and "worst case" in printed
     data = json.loads((out / "results.json").read_text())
-    assert set(data["attacks"]) == {"loss", "correctness"}
+    # the default audit compares the cheap defenses, so label-only joins the attacks
+    assert set(data["attacks"]) == {"loss", "correctness", "label-only"}
+    rows = data["defense_comparison"]["rows"]
+    assert [r["candidate"] for r in rows] == ["none", "l2", "label-smoothing", "top-1"]
+    assert rows[0]["worst_auc"] == data["worst_case"]["auc"]  # the baseline is this very audit
+    assert data["defense_comparison"]["recommendation"]["verdict"] in printed
+    assert (out / "report.html").is_file() and (out / "report.md").is_file() and (out / "tradeoff.png").is_file()
+    assert sorted(p.name for p in (out / "defenses").iterdir() if p.is_dir()) == ["l2", "label-smoothing", "top-1"]
+
+
+def test_cli_audit_without_defenses_and_refusals(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["audit", "--attacks", "loss", "--shadows", "2", "--epochs", "2", "--bootstrap", "50",
+                 "--out", str(out), "--quiet", "--no-defenses"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["defense_comparison"] is None and set(data["attacks"]) == {"loss"}
+    assert "No defenses were compared" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["audit", "--defenses", "l2,nonsense", "--quiet"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    toml = tmp_path / "defended.toml"
+    toml.write_text('output_mask = {name = "top-k", k = 1}\n')
+    assert main(["audit", "--config", str(toml), "--defenses", "l2", "--quiet"]) == 2
+    assert "already applies defenses" in capsys.readouterr().err
 
 
 def test_cli_errors_exit_2_with_message(capsys):
@@ -76,8 +99,10 @@ def test_cli_audits_a_csv_file(tmp_path, capsys):
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
     out = tmp_path / "run"
     assert main(["audit", "--csv", str(path), "--label-column", "digit", "--attacks", "loss",
-                 "--shadows", "2", "--epochs", "2", "--bootstrap", "50", "--out", str(out), "--quiet"]) == 0
+                 "--shadows", "2", "--epochs", "2", "--bootstrap", "50", "--out", str(out), "--quiet",
+                 "--defenses", "top-1"]) == 0
     data = json.loads((out / "results.json").read_text())
+    assert [r["candidate"] for r in data["defense_comparison"]["rows"]] == ["none", "top-1"]
     assert data["dataset"]["name"] == "digits" and data["dataset"]["n_classes"] == 10
     assert "csv" in data["dataset"]["source"] or str(path) in data["dataset"]["source"]
     assert main(["audit", "--csv", str(path), "--quiet"]) != 0  # --label-column is required with --csv
@@ -90,6 +115,7 @@ def test_cli_defend_compares_and_recommends(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "worst attack" in printed and ("Recommended" in printed or "No candidate" in printed)
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / "defenses" / "comparison.json").read_text())
     assert [r["candidate"] for r in data["rows"]] == ["none", "l2", "top-1"]
+    assert json.loads((out / "results.json").read_text())["defense_comparison"]["rows"] == data["rows"]
     assert main(["defend", "--candidates", "l3", "--quiet"]) == 2

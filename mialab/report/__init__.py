@@ -1,7 +1,10 @@
-"""Render audit results: a printed summary table, PNG plots, and the run directory."""
+"""Render audit results: the printed summary, PNG plots, the HTML/Markdown report, the run directory."""
 
+from mialab.report.html import render_html
+from mialab.report.markdown import render_markdown
 from mialab.report.plots import pareto_front, plot_distributions, plot_roc, plot_tradeoff
 from mialab.report.tables import summary_table
-from mialab.report.writer import write_run
+from mialab.report.writer import render_report, write_run
 
-__all__ = ["summary_table", "plot_roc", "plot_distributions", "plot_tradeoff", "pareto_front", "write_run"]
+__all__ = ["summary_table", "plot_roc", "plot_distributions", "plot_tradeoff", "pareto_front", "write_run",
+           "render_report", "render_html", "render_markdown"]
