@@ -241,7 +241,7 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
 
 def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset: Dataset,
                split: AuditSplit, membership: MembershipMatrix, *,
-               cache: dict[str, Any] | None = None) -> AttackResult:
+               cache: dict[str, Any] | None = None, quiet: bool = True) -> AttackResult:
     """Fit ``attack`` on the shadow (reference) models' view of the attacker's records, then
     score the evaluated records.
 
@@ -253,7 +253,8 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
     the target. ``cache`` (a dict the caller keeps across attacks) reuses observations among
     attacks that observe the same way, so the models are queried once; it is keyed by the
     identity of the models, membership and split, so reusing one dict with other models cannot
-    return stale observations.
+    return stale observations. ``quiet=False`` shows a progress bar over the models queried
+    (label-only attacks query each model many times per record).
     """
     if not shadows and not attack.calibrated:  # a fixed rule: nothing to learn from shadows
         ids = split.evaluated
@@ -298,7 +299,9 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
     # keyed by the records observed (their digest), so models seen on the same records share
     col_key = hashlib.sha256(np.ascontiguousarray(columns, dtype=np.int64).data).hexdigest()
     ids_key = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).data).hexdigest()
-    shadow_obs = tuple(cached(("model", col_key), lambda q=q: observe(q, columns), q, dataset) for q in shadows)
+    shadow_obs = tuple(cached(("model", col_key), lambda q=q: observe(q, columns), q, dataset)
+                       for q in _progress(shadows, total=len(shadows), quiet=quiet,
+                                          desc=f"{attack.name}: querying {len(shadows)} attacker-side models"))
     target_obs = cached(("target", ids_key), lambda: observe(target, ids), target, dataset)
     attack.fit(AttackerData(observations=shadow_obs, membership=fit_membership))
     context = {}
@@ -321,8 +324,9 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
     shadows) and evaluate it; returns the results and the metrics by attack name. Attack seeds
     and the (paired) bootstrap seed derive from ``config.seed``."""
     results, metrics, cache = [], {}, {}
-    for name in _progress(config.attacks, total=len(config.attacks), desc="attacks", quiet=quiet):
+    for i, name in enumerate(config.attacks):
         t = time.perf_counter()
+        log.info("attack %d of %d: %s", i + 1, len(config.attacks), name)
         params = {"random_state": derive_seed(config.seed, "attack", name) % 2**32,
                   **config.attack_params.get(name, {})}
         online = name in config.online_attacks
@@ -330,11 +334,13 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
             raise ValueError(f"attack {name!r} is online: it needs reference models trained on the evaluated records")
         result = run_attack(make_attack(name, **params), target_query,
                             reference_queries if online else shadow_queries, data, split,
-                            reference_membership if online else membership, cache=cache)
+                            reference_membership if online else membership, cache=cache, quiet=quiet)
         results.append(result)
         # one bootstrap seed for every attack: resamples are paired across attacks
         metrics[name] = evaluate(result, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
                                  seed=derive_seed(config.seed, "bootstrap"))
+        m = metrics[name]
+        log.info("attack %s: AUC %.3f [%.3f, %.3f] (%.1f s)", name, m.auc, *m.auc_interval, time.perf_counter() - t)
         if timings is not None:
             timings[f"attack_{name}_s"] = time.perf_counter() - t
     return results, metrics
@@ -423,7 +429,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
                           training=config.training, seed=config.seed, quiet=quiet, defense=defense,
                           cache_dir=cache_dir, stats=stats)
     timings["target_training_s"] = time.perf_counter() - t
-    log.info("target: %s", target.summary())
+    log.info("target %s: train accuracy %.3f, test accuracy %s (%.1f s)", config.model, target.train_accuracy,
+             "n/a" if target.test_accuracy is None else f"{target.test_accuracy:.3f}", timings["target_training_s"])
 
     t = time.perf_counter()
     n_attacker_pool = config.n_attacker_pool
@@ -433,6 +440,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         n_attacker_pool = max(4, min(split.pool.size - split.reference.size, 2 * target_size))
     membership = target_like_shadow_membership(split, config.n_shadows, seed=config.seed,
                                                n_attacker_pool=n_attacker_pool)
+    log.info("training %d shadow models like the target (defense known to the attacker: %s)", config.n_shadows,
+             config.shadow_defense == "same")
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet, cache_dir=cache_dir, stats=stats,

@@ -306,7 +306,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not getattr(args, "quiet", False):
+    quiet = getattr(args, "quiet", False)
+    level = log.level
+    if quiet:  # progress bars are off (quiet=True below); only warnings and errors are logged
+        log.setLevel(logging.WARNING)
+    else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return {"audit": _cmd_audit, "defend": _cmd_defend, "audit-model": _cmd_audit_model,
@@ -314,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError, ImportError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        log.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

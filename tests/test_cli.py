@@ -119,3 +119,24 @@ def test_cli_defend_compares_and_recommends(tmp_path, capsys):
     assert [r["candidate"] for r in data["rows"]] == ["none", "l2", "top-1"]
     assert json.loads((out / "results.json").read_text())["defense_comparison"]["rows"] == data["rows"]
     assert main(["defend", "--candidates", "l3", "--quiet"]) == 2
+
+
+def test_progress_and_logs_unless_quiet(tmp_path, capfd, caplog):
+    import logging
+
+    args = ["audit", "--attacks", "loss,label-only", "--shadows", "2", "--epochs", "2", "--bootstrap", "20",
+            "--no-defenses"]
+    with caplog.at_level(logging.INFO, logger="mialab"):
+        assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    err = capfd.readouterr().err
+    assert "target model (epochs)" in err and "shadow models" in err  # tqdm bars, with rates and time left
+    assert "label-only: querying 2 attacker-side models" in err and "<" in err
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("mialab")]
+    assert any(m.startswith("attack label-only: AUC") for m in messages)
+    assert any(m.startswith("training 2 shadow models") for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mialab"):
+        assert main(args + ["--out", str(tmp_path / "b"), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert "shadow models" not in err and "querying" not in err
+    assert [r for r in caplog.records if r.name.startswith("mialab") and r.levelno < logging.WARNING] == []
