@@ -199,6 +199,10 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
         raise ValueError("--csv and --label-column go together: give both or neither")
     config = config_from_args(args)
     names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
+    if names:
+        from mialab.comparison import check_constraints
+
+        check_constraints(args.max_utility_drop, args.target_auc)  # now, not after hours of training
     if names and (config.defenses or config.output_mask):
         if explicit:
             raise ValueError("--defenses compares candidates against the undefended model; the configuration "
@@ -223,6 +227,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
                                       quiet=args.quiet, cache_dir=cache)
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
                                                         target_auc=args.target_auc)
+        results.timings["defense_comparison_s"] = comparison.wall_time_s
     write_run(results, out)
     print(summary_table(results))
     if names:

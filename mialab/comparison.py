@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class DefenseComparison:
 
     rows: list[dict[str, Any]]
     results: dict[str, AuditResults] = field(repr=False, default_factory=dict)
+    wall_time_s: float | None = None  # the candidates' audits (a reused baseline not included)
 
     def row(self, candidate: str) -> dict[str, Any]:
         for r in self.rows:
@@ -97,7 +99,10 @@ class DefenseComparison:
         """What a report shows: the rows, the Pareto front and the recommendation under the
         constraints (``results.json`` key ``defense_comparison``)."""
         ranked, verdict = recommend(self, max_utility_drop=max_utility_drop, target_auc=target_auc)
-        return {"rows": self.rows, "pareto_front": self.pareto(),
+        cand = [res for name, res in self.results.items() if name != BASELINE]
+        return {"rows": self.rows, "pareto_front": self.pareto(), "wall_time_s": self.wall_time_s,
+                "candidate_models_trained": sum(r.model_counts.get("trained", 0) for r in cand),
+                "candidate_models_loaded_from_cache": sum(r.model_counts.get("loaded_from_cache", 0) for r in cand),
                 "recommendation": {"max_utility_drop": max_utility_drop, "target_auc": target_auc,
                                    "verdict": verdict,
                                    "ranked": [{"candidate": r.candidate, "gain_per_point": r.gain_per_point,
@@ -114,7 +119,8 @@ class DefenseComparison:
             lo, hi = r["worst_auc_interval"]
             lines.append(f"{r['candidate']:<20}{100 * r['test_accuracy']:8.1f}%{100 * r['utility_cost']:6.1f}p"
                          f"{r['worst_attack']:>20}{r['worst_auc']:>9.3f} [{lo:.3f}, {hi:.3f}]"
-                         f"{100 * r['worst_tpr_at_1pct']:7.1f}%{eff:>9}{eps:>9}")
+                         + (f"{'—':>8}" if r.get("worst_tpr_at_1pct") is None
+                            else f"{100 * r['worst_tpr_at_1pct']:7.1f}%") + f"{eff:>9}{eps:>9}")
         return "\n".join(lines)
 
     def save(self, out: str | Path) -> Path:
@@ -143,7 +149,11 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
         "worst_attack": worst.attack,
         "worst_auc": worst.auc,
         "worst_auc_interval": list(worst.auc_interval),
-        "worst_tpr_at_1pct": max(m.tpr_at(0.01).tpr for m in res.metrics.values()),
+        # maxima over attacks (each attack's own value; not necessarily the worst-AUC attack's)
+        "worst_tpr_at_1pct": (max(m.tpr_at(0.01).tpr for m in res.metrics.values())
+                              if 0.01 in res.config["fpr_targets"] else None),
+        "tpr_at_1pct_resolvable": worst.n_nonmembers >= 100,
+        "n_nonmembers": worst.n_nonmembers,
         "worst_accuracy": max(m.accuracy for m in res.metrics.values()),
         "attacks": attacks,
         "epsilon": res.target.get("defense", {}).get("epsilon"),
@@ -205,6 +215,7 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                                                      training=_training(name, base.training, spec))
                                   for name, spec in specs.items()}}
     results: dict[str, AuditResults] = {}
+    t0 = time.perf_counter()
     if baseline is not None:
         if not isinstance(baseline, AuditResults):
             raise TypeError(f"baseline must be AuditResults, got {type(baseline).__name__}")
@@ -227,7 +238,7 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
             results[name] = audit(data, config=cfg, quiet=quiet, out=None if out is None else Path(out) / name,
                                   cache_dir=cache_dir)
     rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
-    comparison = DefenseComparison(rows=rows, results=results)
+    comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0)
     if out is not None:
         comparison.save(out)
     return comparison
@@ -248,15 +259,22 @@ def _training(name: str, base: TrainConfig, spec: Mapping[str, Any]) -> TrainCon
     return dataclasses.replace(base, **overrides)
 
 
+def check_constraints(max_utility_drop: float, target_auc: float | None) -> None:
+    """Refuse recommendation constraints outside their ranges (before any training)."""
+    if isinstance(max_utility_drop, bool) or not isinstance(max_utility_drop, (int, float)) \
+            or not 0 <= max_utility_drop <= 1:
+        raise ValueError(f"max_utility_drop must be a fraction in [0, 1], got {max_utility_drop!r}")
+    if target_auc is not None and (isinstance(target_auc, bool) or not isinstance(target_auc, (int, float))
+                                   or not 0.5 <= target_auc <= 1):
+        raise ValueError(f"target_auc must be in [0.5, 1] or None, got {target_auc!r}")
+
+
 def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,
               target_auc: float | None = None) -> tuple[list[Recommendation], str]:
     """Rank candidates by measured privacy gain (worst-case ``AUC - 0.5`` removed) per point of
     test accuracy lost, among those within ``max_utility_drop`` (and at or below ``target_auc``
     when given). Returns the ranked list and a one-line verdict (which says when nothing fits)."""
-    if not 0 <= max_utility_drop <= 1:
-        raise ValueError(f"max_utility_drop must be in [0, 1], got {max_utility_drop}")
-    if target_auc is not None and not 0.5 <= target_auc <= 1:
-        raise ValueError(f"target_auc must be in [0.5, 1], got {target_auc}")
+    check_constraints(max_utility_drop, target_auc)
     base = comparison.row(BASELINE)
     ranked = []
     for r in comparison.rows:
@@ -276,7 +294,10 @@ def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,
                      if r["worst_auc_interval"][1] >= base["worst_auc"] else "."))
         ranked.append(Recommendation(r["candidate"], per_point, reason))
     ranked.sort(key=lambda rec: -rec.gain_per_point)
-    if ranked:
+    if ranked and comparison.row(ranked[0].candidate)["worst_auc_interval"][1] >= base["worst_auc"]:
+        verdict = (f"Inconclusive: no candidate lowered the worst-case AUC beyond noise; the best measured is "
+                   f"{ranked[0].reason}")
+    elif ranked:
         verdict = f"Recommended: {ranked[0].reason}"
     else:
         verdict = (f"No candidate lowered the worst-case AUC ({base['worst_auc']:.3f}) within a utility drop of "

@@ -131,8 +131,9 @@ class AuditResults:
     def distributions(self, bins: int = 30) -> dict[str, Any]:
         """Histograms of what the target released on the evaluated records, members vs
         non-members: the maximum confidence, the log10 cross-entropy loss, and the worst-case
-        attack's own score. Each: ``edges`` (``bins + 1``), ``members`` and ``nonmembers``
-        counts, and the numbers of records they count."""
+        attack's own score. Each: ``edges`` (``bins + 1``, spanning the 1st-99th percentile),
+        ``members`` and ``nonmembers`` counts (values beyond the edges counted in the end bins:
+        ``n_clipped`` of them), and the numbers of records they count."""
         out = self.target_outputs
         member = np.isin(out.record_ids, self.split.members)
         quantities = {"confidence": ("maximum released probability", out.confidence()),
@@ -144,14 +145,20 @@ class AuditResults:
         hist = {}
         for key, (label, values) in quantities.items():
             values = np.asarray(values, dtype=np.float64)
-            lo, hi = float(values.min()), float(values.max())
+            # the range is the 1st-99th percentile: a few outliers would otherwise squeeze every
+            # other record into one or two bins; values outside count in the end bins
+            lo, hi = (float(v) for v in np.quantile(values, [0.01, 0.99]))
+            if hi <= lo:
+                lo, hi = float(values.min()), float(values.max())
             if hi <= lo:  # a constant quantity (a label-only release): one bin around it
                 lo, hi = lo - 0.5, hi + 0.5
             edges = np.linspace(lo, hi, bins + 1)
+            clipped = np.clip(values, lo, hi)
             hist[key] = {"label": label, "edges": edges.tolist(),
-                         "members": np.histogram(values[member], bins=edges)[0].tolist(),
-                         "nonmembers": np.histogram(values[~member], bins=edges)[0].tolist(),
-                         "n_members": int(member.sum()), "n_nonmembers": int((~member).sum())}
+                         "members": np.histogram(clipped[member], bins=edges)[0].tolist(),
+                         "nonmembers": np.histogram(clipped[~member], bins=edges)[0].tolist(),
+                         "n_members": int(member.sum()), "n_nonmembers": int((~member).sum()),
+                         "n_clipped": int(((values < lo) | (values > hi)).sum())}
         if "attack_score" in hist:
             hist["attack_score"]["attack"] = self.worst_case().attack
         return hist

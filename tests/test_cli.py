@@ -66,6 +66,11 @@ def test_cli_audit_without_defenses_and_refusals(tmp_path, capsys):
     toml.write_text('output_mask = {name = "top-k", k = 1}\n')
     assert main(["audit", "--config", str(toml), "--defenses", "l2", "--quiet"]) == 2
     assert "already applies defenses" in capsys.readouterr().err
+    # bad recommendation constraints are refused before anything is trained
+    for flag, value in (("--max-utility-drop", "5"), ("--target-auc", "0.4")):
+        assert main(["audit", flag, value, "--out", str(tmp_path / "never"), "--quiet"]) == 2
+        assert flag.strip("-").replace("-", "_") in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
 
 
 def test_cli_errors_exit_2_with_message(capsys):

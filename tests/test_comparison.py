@@ -65,8 +65,9 @@ def test_recommend_ranks_by_gain_per_point_and_respects_constraints():
 def test_recommendation_says_when_the_reduction_is_within_noise():
     c = _fake([{"candidate": "n", "test_accuracy": 0.9, "utility_cost": 0.0, "worst_auc": 0.68,
                 "worst_auc_interval": [0.62, 0.74]}])
-    (rec,), _ = recommend(c)
+    (rec,), verdict = recommend(c)
     assert "within noise" in rec.reason
+    assert verdict.startswith("Inconclusive: no candidate lowered the worst-case AUC beyond noise")
 
 
 def test_bad_comparison_requests_are_refused():

@@ -64,6 +64,9 @@ def test_sklearn_estimator_trains_its_shadows_by_cloning(digits, forest, tmp_pat
     assert res.target["train_accuracy"] == 1.0  # a forest memorises its training set
     assert res.metrics["loss"].auc > 0.6  # and it leaks
     assert (tmp_path / "rf" / "results.json").is_file()
+    md = (tmp_path / "rf" / "report.md").read_text()  # the report of a user's model says what was assumed
+    assert "| access level (what attacks see) | probabilities |" in md and "| model form | sklearn" in md
+    assert "the known members supplied" in md
 
 
 def test_callable_returning_probabilities_and_top_k_access(digits, forest):

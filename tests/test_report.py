@@ -4,7 +4,6 @@ in headless Chromium when it is installed), and re-rendering a run directory."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -51,6 +50,8 @@ def expected_text(value, fmt: str) -> str:
         return "%.3f" % value
     if fmt == "pct1":
         return "%.1f%%" % (value * 100)
+    if fmt == "pctg":
+        return ("%f" % (value * 100)).rstrip("0").rstrip(".") + "%"
     if fmt == "pts1":
         return "%.1f pts" % (value * 100)
     if fmt == "int":
@@ -89,6 +90,30 @@ def check_numbers(tagged: list[tuple[str, str, str]], doc: dict) -> None:
         assert text == expected_text(at(doc, key), fmt), (key, fmt, text)
 
 
+def check_statics(statics: list[str]) -> None:
+    """Literal text marked static may hold no measurement: the only number allowed is chance, 0.5."""
+    for text in statics:
+        assert set(re.findall(r"\d+(?:[.,]\d+)*", text)) <= {"0.5"}, text
+
+
+def check_structure(page: "_Page", doc: dict) -> None:
+    """Numbers sit where their meaning says: each results row reads its own attack, the verdict
+    the worst case, each comparison row its own candidate."""
+    keys = [k for k, _, _ in page.tagged]
+    w = doc["worst_case"]["attack"]
+    assert keys[:3] == ["/versions/mialab", "/worst_case/attack", f"/attacks/{w}/auc"]
+    for a in doc["attacks"]:
+        i = keys.index(f"/attacks/{a}/attack")
+        assert keys[i + 1:i + 4] == [f"/attacks/{a}/auc", f"/attacks/{a}/auc_interval/0", f"/attacks/{a}/auc_interval/1"]
+        assert keys[i + 4] == f"/attacks/{a}/accuracy" and keys[i + 7] == f"/attacks/{a}/precision"
+    for j, row in enumerate((doc.get("defense_comparison") or {}).get("rows", [])):
+        i = keys.index(f"/defense_comparison/rows/{j}/candidate")
+        assert keys[i + 1] == f"/defense_comparison/rows/{j}/test_accuracy"
+        assert all(k.startswith(f"/defense_comparison/rows/{j}/") for k in keys[i:i + 9])
+    exposed = [k for k in keys if k.startswith(f"/most_exposed/{w}/")]
+    assert len(exposed) == 5 * len(doc["most_exposed"][w])
+
+
 class _Page(HTMLParser):
     """Collects tagged numbers, section ids, external references and untagged digits."""
 
@@ -102,6 +127,7 @@ class _Page(HTMLParser):
         self.refs: list[str] = []
         self.tags: set[str] = set()
         self.untagged_digits: list[str] = []
+        self.statics: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -139,7 +165,10 @@ class _Page(HTMLParser):
         if inside_num:
             self.tagged[-1][2] += data
             return
-        if any(t in self.SKIP for t, _ in self.stack) or any("static" in a.get("class", "") for _, a in self.stack):
+        if any("static" in a.get("class", "") for _, a in self.stack):
+            self.statics.append(data)
+            return
+        if any(t in self.SKIP for t, _ in self.stack):
             return
         if re.search(r"\d", data):
             self.untagged_digits.append(data)
@@ -211,7 +240,9 @@ def test_html_numbers_equal_results_json_and_nothing_is_external(run_dir):
     page.feed(text)
     assert page.sections == list(SECTION_IDS)
     check_numbers([tuple(t) for t in page.tagged], doc)
+    check_structure(page, doc)
     assert page.untagged_digits == [], "numbers on the page that are not read from results.json"
+    check_statics(page.statics)
     assert page.refs == []
     assert not {"script", "link", "iframe", "img", "object", "embed"} & page.tags
     assert re.findall(r"url\((?!#)", text) == []  # only references inside the page (SVG clip paths)
@@ -278,7 +309,8 @@ _JS_COLLECT = """() => {
     if (/\\d/.test(n.textContent) && !n.parentElement.closest(skip)) loose.push(n.textContent);
   }
   const svgs = [...document.querySelectorAll('figure svg')].map(s => s.getBoundingClientRect().width);
-  return {tagged, sections, loose, svgs};
+  const statics = [...document.querySelectorAll('.static')].map(e => e.textContent);
+  return {tagged, sections, loose, svgs, statics};
 }"""
 
 
@@ -321,6 +353,48 @@ def test_report_in_headless_chromium(run_dir):
     check_numbers([tuple(t) for t in found["tagged"]], doc)
     assert found["loose"] == []
     assert len(found["svgs"]) == 3 and all(w > 300 for w in found["svgs"])
+    check_statics(found["statics"])
     assert pdf[:4] == b"%PDF" and len(pdf) > 10_000
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
-    assert not any(math.isnan(v) for v in [doc["worst_case"]["auc"]])
+
+
+def _render(doc: dict, tmp_path: Path) -> str:
+    d = tmp_path / "r"
+    d.mkdir(exist_ok=True)
+    (d / "results.json").write_text(json.dumps(doc))
+    render_report(d)
+    return (d / "report.md").read_text()
+
+
+def test_verdict_says_leak_only_when_some_interval_excludes_chance(run_dir, tmp_path):
+    doc = load(run_dir)
+    for m in doc["attacks"].values():
+        m["auc_interval"] = [min(m["auc_interval"][0], 0.49), m["auc_interval"][1]]
+    md = _render(doc, tmp_path)
+    assert "No attack is distinguishable from chance" in md and "leaks measurably" not in md
+    doc["attacks"]["loss"]["auc_interval"][0] = 0.51  # one attack above chance, not the worst case
+    md = _render(doc, tmp_path)
+    assert "Membership leaks measurably: loss tell" in md and "No attack is distinguishable" not in md
+
+
+def test_lowest_fpr_target_is_used_whatever_their_order(run_dir, tmp_path):
+    doc = load(run_dir)
+    for m in doc["attacks"].values():
+        m["tpr_at_fpr"] = m["tpr_at_fpr"][::-1]
+    doc["config"]["fpr_targets"] = doc["config"]["fpr_targets"][::-1]
+    md = _render(doc, tmp_path)
+    limits = md[md.index("## What this audit does not show"):]
+    assert "TPR at 0.1% FPR needs at least 1,000 non-members (resolved here: no)" in limits
+
+
+def test_comparison_with_other_fpr_targets(tmp_path):
+    res = mialab.audit("digits", seed=3, quiet=True, fpr_targets=(0.05, 0.2),
+                       **{**SMALL, "attacks": ("loss", "label-only")})
+    comp = compare_defenses(["top-1"], config=mialab.AuditConfig.from_dict(res.config), baseline=res, quiet=True)
+    assert all(r["worst_tpr_at_1pct"] is None for r in comp.rows)
+    res.defense_comparison = comp.summary()
+    write_run(res, tmp_path)
+    page = _Page()
+    page.feed((tmp_path / "report.html").read_text())
+    check_numbers([tuple(t) for t in page.tagged], load(tmp_path))
+    assert page.untagged_digits == []

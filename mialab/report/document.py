@@ -29,6 +29,7 @@ FORMATS: dict[str, Any] = {
     "f2": lambda v: f"{v:.2f}",
     "f3": lambda v: f"{v:.3f}",
     "pct1": lambda v: f"{100 * v:.1f}%",
+    "pctg": lambda v: f"{100 * v:g}%",
     "pts1": lambda v: f"{100 * v:.1f} pts",
     "int": _fmt_int,
     "s1": lambda v: f"{v:.1f} s",
@@ -144,8 +145,14 @@ class _Doc:
                 self.n(fmt, *head, f"{last}_interval", 1), "]"]
 
 
-def _fpr_label(fpr: float) -> Static:
-    return Static(f"{100 * fpr:g}%")
+def _fpr_label(d: "_Doc", attack: str, i: int) -> Num:
+    """The FPR target of entry ``i`` of ``attack`` (e.g. "0.1%")."""
+    return d.n("pctg", "attacks", attack, "tpr_at_fpr", i, "fpr")
+
+
+def _lowest_fpr_entry(d: "_Doc", attack: str) -> int:
+    entries = d.doc["attacks"][attack]["tpr_at_fpr"]
+    return min(range(len(entries)), key=lambda i: entries[i]["fpr"])
 
 
 def _resolved_entry(d: _Doc, attack: str) -> int | None:
@@ -167,20 +174,25 @@ def _verdict(d: _Doc) -> Section:
     i = _resolved_entry(d, w)
     if i is not None:
         parts += [", TPR ", d.n("pct1", "attacks", w, "tpr_at_fpr", i, "tpr"), " at ",
-                  _fpr_label(doc["attacks"][w]["tpr_at_fpr"][i]["fpr"]), " FPR on ",
+                  _fpr_label(d, w, i), " FPR on ",
                   d.n("int", "attacks", w, "tpr_at_fpr", i, "n_nonmembers"), " non-members"]
     else:
         parts += [" on ", d.n("int", "attacks", w, "n_nonmembers"), " non-members (too few to resolve any TPR at low FPR)"]
     parts.append(".")
-    low = doc["attacks"][w]["auc_interval"][0]
-    if low > 0.5:
-        judgement = ("The model leaks membership: the strongest attack tells members from non-members better than "
-                     "chance, and its 95% interval excludes an AUC of 0.5.")
+    above = [a for a, m in doc["attacks"].items() if m["auc_interval"][0] > 0.5]
+    level = ["the ", d.n("pctg", "attacks", w, "bootstrap", "level"), " interval"]
+    if above:
+        judgement: list[Part] = ["Membership leaks measurably: "] + _join(
+            [[d.n("text", "attacks", a, "attack")] for a in above]) + [
+            " tell members from non-members better than chance (each attack's own "] + level[1:] + [
+            " lies above an AUC of ", Static("0.5"),
+            "; with several attacks compared, one such interval can also exclude chance by luck, so weigh how far "
+            "above it lies)."]
     else:
-        judgement = ("No attack is distinguishable from chance at this sample size (the worst case's interval "
-                     "includes an AUC of 0.5). That is not proof of privacy: see what this audit does not show.")
-    blocks: list[Any] = [Para(parts, cls="verdict"), Para([Static(judgement)])]
-    first = [Static("The worst case is the highest AUC of "), d.n("int", "worst_case", "selected_among"),
+        judgement = ["No attack is distinguishable from chance at this sample size (every attack's "] + level[1:] + [
+            " includes an AUC of ", Static("0.5"), "). That is not proof of privacy: see what this audit does not show."]
+    blocks: list[Any] = [Para(parts, cls="verdict"), Para(judgement)]
+    first = ["The worst case is the highest AUC of ", d.n("int", "worst_case", "selected_among"),
              " attacks, picked after seeing the evaluated records, so it is biased upward; its interval "
              "does not account for that choice."]
     blocks.append(Para(first, cls="note"))
@@ -207,8 +219,8 @@ def _configuration(d: _Doc) -> Section:
     row("defenses (training)", d.n("json", "config", "defenses"))
     row("output mask", d.n("json", "config", "output_mask"))
     access = ([d.n("text", "config", "access")] if "access" in cfg else
-              ["labels only" if (cfg.get("output_mask") or {}).get("name") == "label-only" else
-               "released outputs after the output mask" if cfg.get("output_mask") else "logits"])
+              ["labels only (output mask)" if (cfg.get("output_mask") or {}).get("name") == "label-only" else
+               "what the output mask releases" if cfg.get("output_mask") else "logits (no output mask)"])
     row("access level (what attacks see)", *access)
     row("threat model: shadow/reference models trained with the target's defense",
         d.n("text", "config", "shadow_defense"))
@@ -228,6 +240,10 @@ def _configuration(d: _Doc) -> Section:
         row(f"models {k.replace('_', ' ')}", d.n("int", "model_counts", k))
     for k in doc.get("timings", {}):
         row(f"time: {k.removesuffix('_s').replace('_', ' ')}", d.n("s1", "timings", k))
+    comp = doc.get("defense_comparison") or {}
+    for k in ("candidate_models_trained", "candidate_models_loaded_from_cache"):
+        if comp.get(k) is not None:
+            row(f"defense comparison: {k.replace('_', ' ')}", d.n("int", "defense_comparison", k))
     return Section("configuration", "Configuration", [Table(["setting", "value"], rows)])
 
 
@@ -246,8 +262,9 @@ def _results(d: _Doc) -> Section:
     attacks = list(doc.get("attacks", {}))
     if attacks:
         fprs = [e["fpr"] for e in doc["attacks"][attacks[0]]["tpr_at_fpr"]]
-        header = ["attack", "AUC-ROC [95% CI]", "accuracy [95% CI]", "precision [95% CI]", "recall [95% CI]",
-                  "advantage [95% CI]"] + [f"TPR at {100 * f:g}% FPR [95% CI]" for f in fprs]
+        level = f"{100 * doc['attacks'][attacks[0]]['bootstrap']['level']:g}% CI"
+        header = ["attack", f"AUC-ROC [{level}]", f"accuracy [{level}]", f"precision [{level}]",
+                  f"recall [{level}]", f"advantage [{level}]"] + [f"TPR at {100 * f:g}% FPR [{level}]" for f in fprs]
         rows = []
         unresolved = False
         for a in attacks:
@@ -268,15 +285,18 @@ def _results(d: _Doc) -> Section:
             rows.append(cells)
         blocks.append(Table(header, rows, caption="Attacks on the target"))
         w = doc["worst_case"]["attack"]
-        notes: list[Part] = [Static("Evaluated: "), d.n("int", "attacks", w, "n_members"), " members and ",
+        notes: list[Part] = ["Evaluated: ", d.n("int", "attacks", w, "n_members"), " members and ",
                              d.n("int", "attacks", w, "n_nonmembers"),
                              " non-members. Accuracy, precision, recall and advantage (TPR - FPR) use each attack's "
                              "own threshold, chosen on attacker-side data. Intervals: stratified bootstrap, ",
                              d.n("int", "config", "n_bootstrap"), " replicates."]
         blocks.append(Para(notes, cls="note"))
         if unresolved:
-            blocks.append(Para([Static("* Not resolvable: fewer non-members than 1/FPR (TPR at 0.1% FPR needs "
-                                       "at least 1,000), so the value is the TPR at FPR 0.")], cls="note"))
+            e = _lowest_fpr_entry(d, w)
+            blocks.append(Para(["* Not resolvable: fewer non-members than one over the FPR (TPR at ",
+                                _fpr_label(d, w, e), " FPR needs at least ",
+                                d.n("int", "attacks", w, "tpr_at_fpr", e, "min_nonmembers"),
+                                "), so the value is the TPR with no false positive at all."], cls="note"))
     t = doc["target"]
     urows = [[["target"], [d.n("pct1", "target", "train_accuracy")],
               [d.n("pct1", "target", "test_accuracy")] if t.get("test_accuracy") is not None else ["n/a"],
@@ -313,9 +333,9 @@ def _defenses(d: _Doc) -> list[Section]:
                       "`mialab defend` to re-attack defended models and get recommendations."])]
         return [Section("defenses", "Defense comparison", none), Section("recommendations", "Recommended defenses",
                                                                           list(none))]
-    header = ["candidate", "test accuracy", "utility cost", "worst attack", "worst AUC [95% CI]",
-              "worst attack accuracy", "worst TPR at 1% FPR", "label-only AUC", "effectiveness", "epsilon",
-              "Pareto front"]
+    header = ["candidate", "test accuracy", "utility cost", "worst attack (highest AUC)", "its AUC [95% CI]",
+              "highest attack accuracy (any attack)", "highest TPR at 1% FPR (any attack)", "label-only AUC",
+              "effectiveness", "epsilon", "Pareto front"]
     rows = []
     for i, r in enumerate(comp["rows"]):
         p = ("defense_comparison", "rows", i)
@@ -324,7 +344,9 @@ def _defenses(d: _Doc) -> list[Section]:
             [d.n("text", *p, "worst_attack")],
             [d.n("f3", *p, "worst_auc"), " [", d.n("f3", *p, "worst_auc_interval", 0), ", ",
              d.n("f3", *p, "worst_auc_interval", 1), "]"],
-            [d.n("pct1", *p, "worst_accuracy")], [d.n("pct1", *p, "worst_tpr_at_1pct")],
+            [d.n("pct1", *p, "worst_accuracy")],
+            ([d.n("pct1", *p, "worst_tpr_at_1pct")] + ([] if r.get("tpr_at_1pct_resolvable", True) else [" *"])
+             if r.get("worst_tpr_at_1pct") is not None else ["—"]),
             [d.n("f3", *p, "attacks", "label-only", "auc")] if "label-only" in r["attacks"] else ["—"],
             [d.n("pct1", *p, "effectiveness")] if r.get("effectiveness") is not None else ["—"],
             [d.n("f2", *p, "epsilon")] if r.get("epsilon") is not None else ["—"],
@@ -332,7 +354,11 @@ def _defenses(d: _Doc) -> list[Section]:
         ]
         rows.append(cells)
     blocks: list[Any] = [
-        Table(header, rows, caption="Each candidate re-attacked with the same seed, split and attacks"),
+        Table(header, rows, caption="Each candidate re-attacked with the same seed, split and attacks")]
+    if any(not r.get("tpr_at_1pct_resolvable", True) for r in comp["rows"]):
+        blocks.append(Para(["* Not resolvable with ", d.n("int", "defense_comparison", "rows", 0, "n_nonmembers"),
+                            " non-members: the value is the TPR with no false positive at all."], cls="note"))
+    blocks += [
         Para(["Utility cost: drop in test accuracy against the undefended model (none). ",
               Static("Effectiveness: the share of the undefended worst-case advantage (AUC - 0.5) the defense "
                      "removes."),
@@ -349,8 +375,24 @@ def _defenses(d: _Doc) -> list[Section]:
     rblocks.append(Para(cons + [". Ranked by privacy gain (worst-case AUC removed) per point of test accuracy lost."],
                         cls="note"))
     if len(rec["ranked"]) > 1:
+        rblocks.append(Para(["Also within the constraints, in order:"]))
         rblocks.append(Items([[d.n("text", "defense_comparison", "recommendation", "ranked", i, "reason")]
                               for i in range(1, len(rec["ranked"]))]))
+    ranked = {x["candidate"] for x in rec["ranked"]}
+    rejected = [i for i, r in enumerate(comp["rows"]) if r["candidate"] != "none" and r["candidate"] not in ranked]
+    if rejected:
+        rblocks.append(Para(["Not recommended:"]))
+        items = []
+        for i in rejected:
+            r, p = comp["rows"][i], ("defense_comparison", "rows", i)
+            why = ("it did not lower the worst-case AUC" if r["worst_auc"] >= comp["rows"][0]["worst_auc"] else
+                   "it costs more utility than allowed" if r["utility_cost"] > rec["max_utility_drop"] else
+                   "its worst-case AUC stays above the target")
+            items.append([d.n("text", *p, "candidate"), ": worst-case AUC ",
+                          d.n("f3", "defense_comparison", "rows", 0, "worst_auc"), " to ", d.n("f3", *p, "worst_auc"),
+                          " [", d.n("f3", *p, "worst_auc_interval", 0), ", ", d.n("f3", *p, "worst_auc_interval", 1),
+                          "], utility cost ", d.n("pts1", *p, "utility_cost"), ": " + why + "."])
+        rblocks.append(Items(items))
     return [Section("defenses", "Defense comparison", blocks), Section("recommendations", "Recommended defenses",
                                                                        rblocks)]
 
@@ -365,8 +407,10 @@ def _exposed(d: _Doc) -> Section:
              [d.n("member", "most_exposed", w, i, "is_member")]] for i in range(len(doc["most_exposed"][w]))]
     return Section("exposed", "Most exposed records", [
         Para(["The evaluated records the worst-case attack (", d.n("text", "worst_case", "attack"),
-              ") scores highest: record ids (indices into the dataset) and labels only, never feature values. "
-              "Scores are on the attack's own scale. Other attacks' lists are in results.json (most_exposed)."]),
+              ") scores highest, i.e. those it is most confident were trained on: record ids and labels only, never "
+              "feature values. A true member here is a record an attacker can single out; a non-member here is a "
+              "false alarm. Scores are on the attack's own scale. Other attacks' lists are in results.json "
+              "(most_exposed)."]),
         Table(["rank", "record id", "label", "score", "truly"], rows)])
 
 
@@ -375,12 +419,12 @@ def _limits(d: _Doc) -> Section:
     items: list[list[Part]] = []
     if doc.get("attacks"):
         w = doc["worst_case"]["attack"]
-        m = doc["attacks"][w]
+        e = _lowest_fpr_entry(d, w)
         items.append(["Finite non-members: with ", d.n("int", "attacks", w, "n_nonmembers"),
                       " non-members no FPR below one in that many can be measured; TPR at ",
-                      _fpr_label(m["tpr_at_fpr"][0]["fpr"]), " FPR needs at least ",
-                      d.n("int", "attacks", w, "tpr_at_fpr", 0, "min_nonmembers"), " non-members",
-                      " (resolved here: ", d.n("yesno", "attacks", w, "tpr_at_fpr", 0, "resolvable"), ")."])
+                      _fpr_label(d, w, e), " FPR needs at least ",
+                      d.n("int", "attacks", w, "tpr_at_fpr", e, "min_nonmembers"), " non-members",
+                      " (resolved here: ", d.n("yesno", "attacks", w, "tpr_at_fpr", e, "resolvable"), ")."])
     items.append(["Attacks are lower bounds: a stronger attack, more reference models or more attacker knowledge "
                   "may extract more. A low AUC does not prove the model private; only a DP guarantee (epsilon) "
                   "bounds every attack."])
@@ -388,14 +432,21 @@ def _limits(d: _Doc) -> Section:
     threat = ("the attacker knows the training recipe and defense (Kerckhoffs) and draws shadow data from the "
               "same distribution" if cfg.get("shadow_defense", "same") == "same" else
               "the attacker does NOT know the defense: shadow models are trained without it")
-    items.append([Static("Threat model assumed: " + threat + "; attacks see only what the model releases (")]
-                 + ([d.n("text", "config", "access")] if "access" in cfg else
-                    [d.n("json", "config", "output_mask"), " output mask"]) + [")."])
+    items.append(["Threat model assumed: " + threat + "; attacks see only what the model releases ("]
+                 + (["access level ", d.n("text", "config", "access")] if "access" in cfg else
+                    ["output mask: ", d.n("json", "config", "output_mask")]) + [")."])
     items.append(["The worst case is picked after the fact among several attacks, so it is biased upward; the "
                   "intervals cover resampling of the evaluated records only, not retraining the target with "
                   "another seed or another split."])
-    items.append([Static("Members are a sample (20% by default) of the training set; per-record exposure is "
-                         "estimated for the evaluated records only.")])
+    if doc.get("defense_comparison"):
+        items.append(["Defense comparison: each candidate was audited once, with one seed; effectiveness and "
+                      "utility cost carry the same sampling noise as the AUCs they come from."])
+    if "member_fraction" in cfg and "model_form" not in cfg:
+        items.append(["The evaluated members are a sample (", d.n("pctg", "config", "member_fraction"),
+                      ") of the target's training set; per-record exposure is estimated for the evaluated records only."])
+    else:
+        items.append(["The evaluated members are the known members supplied; per-record exposure is estimated for "
+                      "the evaluated records only."])
     return Section("limits", "What this audit does not show", [Items(items)])
 
 
