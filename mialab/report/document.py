@@ -118,8 +118,8 @@ class Section:
 
 
 #: the sections every report has, in order
-SECTION_IDS = ("verdict", "configuration", "results", "roc", "distributions", "defenses", "recommendations",
-               "exposed", "limits")
+SECTION_IDS = ("verdict", "results", "roc", "distributions", "defenses", "recommendations", "exposed",
+               "configuration", "limits")
 
 
 class _Doc:
@@ -232,14 +232,16 @@ def _configuration(d: _Doc) -> Section:
     if doc["target"].get("seed") is not None:
         row("target seed (derived)", d.n("text", "target", "seed"))
     row("bootstrap replicates", d.n("int", "config", "n_bootstrap"))
-    for k in doc.get("versions", {}):
-        row(f"version: {k}", d.n("text", "versions", k))
-    for k in doc.get("hardware") or {}:
-        row(f"hardware: {k.replace('_', ' ')}", d.n("text", "hardware", k))
-    for k in doc.get("model_counts", {}):
-        row(f"models {k.replace('_', ' ')}", d.n("int", "model_counts", k))
-    for k in doc.get("timings", {}):
-        row(f"time: {k.removesuffix('_s').replace('_', ' ')}", d.n("s1", "timings", k))
+    if doc.get("versions"):
+        row("versions", *_join([[f"{k.replace('_', ' ')} ", d.n("text", "versions", k)] for k in doc["versions"]]))
+    if doc.get("hardware"):
+        row("hardware", *_join([[f"{k.replace('_', ' ')} ", d.n("text", "hardware", k)] for k in doc["hardware"]]))
+    if doc.get("model_counts"):
+        row("models (this audit)", *_join([[f"{k.replace('_', ' ')} ", d.n("int", "model_counts", k)]
+                                           for k in doc["model_counts"]]))
+    if doc.get("timings"):
+        row("timings", *_join([[f"{k.removesuffix('_s').replace('_', ' ')} ", d.n("s1", "timings", k)]
+                               for k in doc["timings"]]))
     comp = doc.get("defense_comparison") or {}
     for k in ("candidate_models_trained", "candidate_models_loaded_from_cache"):
         if comp.get(k) is not None:
@@ -455,7 +457,7 @@ def build(doc: dict[str, Any]) -> list[Section]:
     d = _Doc(doc)
     roc, dist = _figures(d)
     defenses, recs = _defenses(d)
-    sections = [_verdict(d), _configuration(d), _results(d), roc, dist, defenses, recs, _exposed(d), _limits(d)]
+    sections = [_verdict(d), _results(d), roc, dist, defenses, recs, _exposed(d), _configuration(d), _limits(d)]
     assert tuple(s.id for s in sections) == SECTION_IDS
     return sections
 
