@@ -251,7 +251,7 @@ def test_html_numbers_equal_results_json_and_nothing_is_external(run_dir):
         'xmlns="http://www.w3.org/2000/svg"', "").replace('xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     assert text.count("<svg") == 3  # ROC, distributions, trade-off
     # never the raw features of a record: the exposed-records table has ids, labels, scores only
-    exposed = text[text.index('id="exposed"'):text.index('id="limits"')]
+    exposed = text[text.index('id="exposed"'):text.index('id="configuration"')]
     assert exposed.count("<tr>") == 1 + len(doc["most_exposed"][doc["worst_case"]["attack"]])
 
 
