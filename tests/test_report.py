@@ -343,6 +343,10 @@ def test_report_in_headless_chromium(run_dir):
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
             pdf = page.pdf(format="A4")  # it prints: a PDF renders without error
+            page.emulate_media(media="print")  # and on an A4 page's width no table spills over
+            page.set_viewport_size({"width": 700, "height": 1000})
+            widths = page.evaluate("() => [document.body.clientWidth, "
+                                   "...[...document.querySelectorAll('table')].map(t => t.scrollWidth)]")
         finally:
             browser.close()
     assert [c for c in console if c[0] in ("error", "pageerror", "warning")] == []
@@ -354,6 +358,7 @@ def test_report_in_headless_chromium(run_dir):
     assert len(found["svgs"]) == 3 and all(w > 300 for w in found["svgs"])
     check_statics(found["statics"])
     assert pdf[:4] == b"%PDF" and len(pdf) > 10_000
+    assert max(widths[1:]) <= widths[0], widths
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
 
 

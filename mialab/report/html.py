@@ -23,7 +23,8 @@ border-left:4px solid #e3a008;padding:8px 12px}p.note{color:#57606a;font-size:12
 figure{margin:8px 0}figure svg{max-width:100%;height:auto}figcaption{color:#57606a;font-size:12.5px}
 nav a{margin-right:12px}.sub{color:#57606a}
 @media print{body{max-width:none;padding:0;font-size:11px}nav{display:none}table,figure,p.verdict{
-break-inside:avoid}h2{break-after:avoid}}
+break-inside:avoid}h2{break-after:avoid}table{font-size:8.5px;max-width:100%}th,td{padding:1px 3px}
+td{overflow-wrap:anywhere}}
 """
 
 
