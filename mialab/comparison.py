@@ -123,7 +123,11 @@ class DefenseComparison:
                             else f"{100 * r['worst_tpr_at_1pct']:7.1f}%") + f"{eff:>9}{eps:>9}")
         return "\n".join(lines)
 
-    def save(self, out: str | Path) -> Path:
+    def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
+             target_auc: float | None = None) -> Path:
+        """Write comparison.json, comparison.txt and tradeoff.png into ``out``; with ``report``
+        (and the baseline's audit at hand) also the comparison's report: ``results.json`` (the
+        undefended audit with ``defense_comparison``), ``report.html`` and ``report.md``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -131,6 +135,14 @@ class DefenseComparison:
         from mialab.report.plots import plot_tradeoff
 
         plot_tradeoff(self.rows, out / "tradeoff.png")
+        base = self.results.get(BASELINE)
+        if report and base is not None:
+            from mialab.report import render_report
+
+            doc = base.to_dict()
+            doc["defense_comparison"] = self.summary(max_utility_drop=max_utility_drop, target_auc=target_auc)
+            (out / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+            render_report(out)
         return out
 
 
@@ -180,7 +192,8 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     wants), for the target and, as part of the known recipe, for its shadows.
     ``config`` / ``settings``: the base audit (as for
     :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
-    written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``.
+    written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``, with its
+    report (``out/report.html``, ``report.md`` and the ``results.json`` they read).
     ``cache_dir``: models kept and reused across candidates and runs (see :func:`mialab.audit`):
     candidates sharing a recipe (masks, the baseline) share their trained models; without a
     ``cache_dir`` a temporary one serves this comparison only.
@@ -239,8 +252,8 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                                   cache_dir=cache_dir)
     rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
     comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0)
-    if out is not None:
-        comparison.save(out)
+    if out is not None:  # a given baseline's caller writes its own report (see mialab audit)
+        comparison.save(out, report=baseline is None)
     return comparison
 
 

@@ -38,6 +38,10 @@ def test_rows_baseline_first_and_label_only_always_attacks(comparison):
     assert [r["candidate"] for r in data["rows"]] == ["none", "l2", "top-1"]
     assert (out / "none" / "results.json").is_file() and (out / "l2" / "results.json").is_file()
     assert "worst attack" in c.table()
+    # the comparison's own report: the baseline audit with the comparison, rendered
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["defense_comparison"]["rows"] == data["rows"] and doc["worst_case"]["auc"] == base["worst_auc"]
+    assert "## Defense comparison" in (out / "report.md").read_text() and (out / "report.html").is_file()
 
 
 def _fake(rows):
