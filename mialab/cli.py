@@ -222,7 +222,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
     cache = cache_dir_from_args(args)
     results = audit(data, config=config, quiet=args.quiet, cache_dir=cache)
     if names:
-        comparison = compare_defenses(names, config=results_config(results, config), baseline=results,
+        comparison = compare_defenses(names, config=_ran_config(results, config), baseline=results,
                                       data=data if args.csv is not None else None, out=Path(out) / "defenses",
                                       quiet=args.quiet, cache_dir=cache)
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
     return 0
 
 
-def results_config(results: Any, config: Any) -> Any:
+def _ran_config(results: Any, config: Any) -> Any:
     """The configuration the audit really ran (for CSV data the dataset name is the file's)."""
     return config.replace(dataset=results.config["dataset"])
 
