@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from mialab.audit import hardware
 from mialab.data import load_dataset
 from mialab.models import build_model
 from mialab.training import TrainConfig, predict_logits, predict_many, train_many, train_model
@@ -49,13 +49,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return hardware()["cpu"]
 
 
 def matmul_flops(n: int, repeats: int = 3) -> float:

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> mialab.AuditResults:
     for r in results.most_exposed(top=10):
         print(f"  #{r['rank']:>2}: fashion-mnist[{fashion_index[r['record_id']]:>5}]  {names[r['label']]:<12} "
               f"score {r['score']:9.3f}  {'member' if r['is_member'] else 'non-member'}")
-    print(f"\nrun directory: {args.out}/ (results.json, scores.csv, roc.png, distributions.png, summary.txt)")
+    print(f"\nrun directory: {args.out}/ (report.html, report.md, results.json, scores.csv, ...)")
     return results
 
 

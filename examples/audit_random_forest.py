@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> mialab.AuditResults:
     for r in results.most_exposed(top=5):
         print(f"  #{r['rank']}: digits[{digits_index[r['record_id']]:>4}]  label {r['label']}  "
               f"score {r['score']:8.3f}  {'member' if r['is_member'] else 'non-member'}")
-    print(f"\nrun directory: {args.out}/ (results.json, scores.csv, roc.png, summary.txt, ...)")
+    print(f"\nrun directory: {args.out}/ (report.html, report.md, results.json, scores.csv, ...)")
     return results
 
 

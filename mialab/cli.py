@@ -210,11 +210,9 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
         log.info("configuration applies a defense: no default defense comparison")
         names = []
     if names:
-        from mialab.comparison import PRESETS
+        from mialab.comparison import candidate_specs
 
-        unknown = [c for c in names if c not in PRESETS]
-        if unknown:
-            raise ValueError(f"--defenses must be preset names {sorted(PRESETS)}, got unknown {unknown}")
+        candidate_specs(names)  # unknown presets are refused before the audit trains anything
         if "label-only" not in config.attacks:  # a comparison always includes it (masks hide scores, not labels)
             config = config.replace(attacks=config.attacks + ("label-only",))
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"

@@ -27,8 +27,8 @@ from mialab.data import Dataset
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
 
-__all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "compare_defenses", "pareto_front",
-           "recommend"]
+__all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "candidate_specs",
+           "compare_defenses", "pareto_front", "recommend"]
 
 #: ready-made candidates by name: ``compare_defenses(["l2", "dp-sgd-eps1", "top-1"])``
 PRESETS: dict[str, dict[str, Any]] = {
@@ -164,7 +164,8 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
         # maxima over attacks (each attack's own value; not necessarily the worst-AUC attack's)
         "worst_tpr_at_1pct": (max(m.tpr_at(0.01).tpr for m in res.metrics.values())
                               if 0.01 in res.config["fpr_targets"] else None),
-        "tpr_at_1pct_resolvable": worst.n_nonmembers >= 100,
+        "tpr_at_1pct_resolvable": (worst.tpr_at(0.01).resolvable if 0.01 in res.config["fpr_targets"]
+                                   else None),
         "n_nonmembers": worst.n_nonmembers,
         "worst_accuracy": max(m.accuracy for m in res.metrics.values()),
         "attacks": attacks,
@@ -177,6 +178,27 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
         base_adv = base.worst_case().auc - 0.5
         row["effectiveness"] = None if base_adv <= 0 else 1.0 - (worst.auc - 0.5) / base_adv
     return row
+
+
+def candidate_specs(candidates: list[str] | Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``name -> {"defenses", "output_mask", "training"}`` for preset names or a mapping of
+    specs, checked (unknown presets, the reserved name, stray keys) before anything trains."""
+    if isinstance(candidates, str):
+        raise TypeError(f"candidates must be a list of preset names or a mapping, got the string {candidates!r}")
+    if isinstance(candidates, Mapping):
+        specs = {str(k): dict(v) for k, v in candidates.items()}
+    else:
+        unknown = [c for c in candidates if c not in PRESETS]
+        if unknown:
+            raise ValueError(f"candidates must be preset names {sorted(PRESETS)} or a mapping, got unknown {unknown}")
+        specs = {c: PRESETS[c] for c in candidates}
+    if BASELINE in specs:
+        raise ValueError(f"candidate name {BASELINE!r} is reserved for the undefended baseline")
+    for name, spec in specs.items():
+        stray = sorted(set(spec) - {"defenses", "output_mask", "training"})
+        if stray:
+            raise ValueError(f"candidate {name!r} may set 'defenses', 'output_mask' and 'training', got {stray}")
+    return specs
 
 
 def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
@@ -201,21 +223,7 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     attack included): it is reused, not re-run, and not written under ``out``.
     ``data``: a :class:`~mialab.data.Dataset` to audit instead of the built-in ``config.dataset``.
     """
-    if isinstance(candidates, str):
-        raise TypeError(f"candidates must be a list of preset names or a mapping, got the string {candidates!r}")
-    if isinstance(candidates, Mapping):
-        specs = {str(k): dict(v) for k, v in candidates.items()}
-    else:
-        unknown = [c for c in candidates if c not in PRESETS]
-        if unknown:
-            raise ValueError(f"candidates must be preset names {sorted(PRESETS)} or a mapping, got unknown {unknown}")
-        specs = {c: PRESETS[c] for c in candidates}
-    if BASELINE in specs:
-        raise ValueError(f"candidate name {BASELINE!r} is reserved for the undefended baseline")
-    for name, spec in specs.items():
-        stray = sorted(set(spec) - {"defenses", "output_mask", "training"})
-        if stray:
-            raise ValueError(f"candidate {name!r} may set 'defenses', 'output_mask' and 'training', got {stray}")
+    specs = candidate_specs(candidates)
     base = config if config is not None else AuditConfig(**settings)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")

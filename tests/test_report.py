@@ -255,7 +255,17 @@ def test_html_numbers_equal_results_json_and_nothing_is_external(run_dir):
     assert exposed.count("<tr>") == 1 + len(doc["most_exposed"][doc["worst_case"]["attack"]])
 
 
-def test_report_command_rerenders_without_recomputing(run_dir, tmp_path):
+def test_report_command_rerenders_without_recomputing(run_dir, tmp_path, monkeypatch):
+    import sys
+
+    audit_module = sys.modules["mialab.audit"]  # the package's `audit` attribute is the function
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("mialab report must not train or attack")
+
+    for name in ("audit", "train_target", "train_shadows", "attack_all"):
+        monkeypatch.setattr(audit_module, name, forbidden)
+    monkeypatch.setattr(sys.modules["mialab.comparison"], "audit", forbidden)
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}

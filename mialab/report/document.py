@@ -347,7 +347,7 @@ def _defenses(d: _Doc) -> list[Section]:
             [d.n("f3", *p, "worst_auc"), " [", d.n("f3", *p, "worst_auc_interval", 0), ", ",
              d.n("f3", *p, "worst_auc_interval", 1), "]"],
             [d.n("pct1", *p, "worst_accuracy")],
-            ([d.n("pct1", *p, "worst_tpr_at_1pct")] + ([] if r.get("tpr_at_1pct_resolvable", True) else [" *"])
+            ([d.n("pct1", *p, "worst_tpr_at_1pct")] + ([" *"] if r.get("tpr_at_1pct_resolvable") is False else [])
              if r.get("worst_tpr_at_1pct") is not None else ["—"]),
             [d.n("f3", *p, "attacks", "label-only", "auc")] if "label-only" in r["attacks"] else ["—"],
             [d.n("pct1", *p, "effectiveness")] if r.get("effectiveness") is not None else ["—"],
@@ -357,7 +357,7 @@ def _defenses(d: _Doc) -> list[Section]:
         rows.append(cells)
     blocks: list[Any] = [
         Table(header, rows, caption="Each candidate re-attacked with the same seed, split and attacks")]
-    if any(not r.get("tpr_at_1pct_resolvable", True) for r in comp["rows"]):
+    if any(r.get("tpr_at_1pct_resolvable") is False for r in comp["rows"]):
         blocks.append(Para(["* Not resolvable with ", d.n("int", "defense_comparison", "rows", 0, "n_nonmembers"),
                             " non-members: the value is the TPR with no false positive at all."], cls="note"))
     blocks += [
