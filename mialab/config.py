@@ -52,6 +52,13 @@ class AuditConfig:
         and trains shadows with the same defenses) or ``"none"`` (shadows trained undefended).
     seed: the one root seed; every other seed is derived from it.
     n_bootstrap / fpr_targets: how metrics and their intervals are computed.
+    standardize: tabular data only: standardise every feature column to mean 0 and standard
+        deviation 1 with statistics of the target's training records alone
+        (:func:`mialab.data.standardize_features`), for raw features on very different scales
+        (wine: a target that never learns otherwise). Default ``False``: features as given.
+
+    Sequence fields (``attacks``, ``fpr_targets``, ``defenses``) take lists or tuples, never a
+    bare string or mapping: ``attacks=["loss"]``, not ``attacks="loss"``.
     """
 
     dataset: str = "digits"
@@ -76,27 +83,27 @@ class AuditConfig:
     seed: int = 0
     n_bootstrap: int = 1000
     fpr_targets: tuple[float, ...] = (0.001, 0.01, 0.1)
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         from mialab.attacks import attack_names  # the registry owns the valid names
         from mialab.attacks.base import check_attack_params
 
         check_seed(self.seed, name="seed")
-        if isinstance(self.attacks, str):
-            raise TypeError(f"attacks must be a sequence of attack names, got the string {self.attacks!r}")
-        object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "attacks", _names(self.attacks, name="attacks", example="'loss'"))
         from mialab.metrics._inputs import check_fpr_targets  # the metrics own what an FPR target is
 
         object.__setattr__(self, "fpr_targets", check_fpr_targets(self.fpr_targets, name="fpr_targets"))
         if not self.fpr_targets:
             raise ValueError("fpr_targets must name at least one FPR, got none")
-        if not isinstance(self.download, bool):
-            raise TypeError(f"download must be a bool, got {self.download!r}")
+        for name in ("download", "standardize"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool (true/false), got {getattr(self, name)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise TypeError(f"data_root must be a str path or None, got {self.data_root!r}")
         for name in ("dataset", "model"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a name (str), got {getattr(self, name)!r}")
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"{name} must be a name (non-empty str), got {getattr(self, name)!r}")
         if not isinstance(self.model_params, Mapping) or not isinstance(self.attack_params, Mapping):
             raise TypeError("model_params and attack_params must be mappings, got "
                             f"{type(self.model_params).__name__} and {type(self.attack_params).__name__}")
@@ -104,7 +111,11 @@ class AuditConfig:
             raise ValueError("attacks must name at least one attack, got none")
         unknown = [a for a in self.attacks if a not in attack_names()]
         if unknown:
-            raise ValueError(f"attacks must be among {attack_names()}, got unknown {unknown}")
+            hint = ""
+            if all(len(a) == 1 for a in self.attacks):  # tuple("loss"): a string where a list belongs
+                hint = (f" (single characters: a string was split where a list of names is expected; "
+                        f"write attacks=[{''.join(self.attacks)!r}])")
+            raise ValueError(f"attacks must be among {attack_names()}, got unknown {unknown}{hint}")
         if len(set(self.attacks)) != len(self.attacks):
             raise ValueError(f"attacks must not repeat a name, got {list(self.attacks)}")
         stray = sorted(set(self.attack_params) - set(self.attacks))
@@ -125,9 +136,21 @@ class AuditConfig:
         r = self.n_reference
         if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
             raise ValueError(f"n_reference must be an int >= 0 or None, got {r!r}")
+        # the split's sizes: make_split checks them against the data, these only their kind, so
+        # that a bad value is refused before any data is read
+        for name, minimum, optional in (("n_target_train", 1, True), ("n_test", 1, True),
+                                        ("n_validation", 0, False)):
+            v = getattr(self, name)
+            if v is None and optional:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {v!r}")
+        f = self.member_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0:
+            raise ValueError(f"member_fraction must be a number in (0, 1), got {f!r}")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
-        object.__setattr__(self, "defenses", tuple(self.defenses))
+        object.__setattr__(self, "defenses", _defense_specs(self.defenses))
         if self.shadow_defense not in ("same", "none"):
             raise ValueError(f"shadow_defense must be 'same' or 'none', got {self.shadow_defense!r}")
         defense = self.training_defense()  # validates every defense now, before any training
@@ -190,6 +213,8 @@ class AuditConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "AuditConfig":
         """Build from a plain dict (e.g. parsed TOML); ``training`` may be a nested dict."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"AuditConfig.from_dict needs a mapping of settings, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -202,19 +227,61 @@ class AuditConfig:
             if t_unknown:
                 raise ValueError(f"unknown training setting(s) {t_unknown}; known: {sorted(t_known)}")
             kwargs["training"] = TrainConfig(**training)
-        for key in ("attacks", "fpr_targets", "defenses"):
-            if key in kwargs and not isinstance(kwargs[key], str):
-                kwargs[key] = tuple(kwargs[key])
+        # sequences (lists in JSON/TOML) become tuples in __post_init__, which refuses strings
         return cls(**kwargs)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "AuditConfig":
-        """Read settings from a TOML file (top-level keys as in :meth:`to_dict`)."""
+        """Read settings from a TOML file (top-level keys as in :meth:`to_dict`).
+
+        Every error names the file: one that is missing or a directory, TOML that does not
+        parse (with its line and column), and settings :meth:`from_dict` refuses.
+        """
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file must be a TOML file, got the directory {str(path)!r}")
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        with path.open("rb") as f:
-            return cls.from_dict(tomllib.load(f))
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"config file {str(path)!r} is not UTF-8 text (TOML): {exc.reason} at byte "
+                             f"{exc.start}") from None
+        except PermissionError:
+            raise PermissionError(f"config file {str(path)!r} cannot be read: permission denied") from None
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"config file {str(path)!r}: {exc}") from None
 
     def replace(self, **changes: Any) -> "AuditConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _names(value: Any, *, name: str, example: str) -> tuple[str, ...]:
+    """A list or tuple of str as a tuple; a bare string (which would iterate by character), a
+    mapping or a non-sequence is refused, with the one-element list the caller may have meant."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a list of names such as [{value!r}], got the string {value!r}")
+    if isinstance(value, Mapping) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of names such as [{example}], got {value!r} "
+                        f"({type(value).__name__})")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{name} must hold names (str), got {bad[0]!r} ({type(bad[0]).__name__}) in {list(value)!r}")
+    return tuple(value)
+
+
+def _defense_specs(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """``defenses`` as a tuple of mappings; a bare mapping or string is refused with the fix."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"defenses must be a list of mappings such as [{{'name': {value!r}}}], got the string "
+                        f"{value!r}")
+    if isinstance(value, Mapping):
+        raise TypeError(f"defenses must be a list of mappings such as [{dict(value)!r}], got a single mapping")
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"defenses must be a list of mappings with a 'name', got {value!r} ({type(value).__name__})")
+    return tuple(value)

@@ -10,8 +10,12 @@ population as the attacker's pool) and runs the same attacks, returning the same
 **Model forms** (:func:`wrap_model`): a ``torch.nn.Module`` returning logits (``device``,
 ``batch_size``); a scikit-learn estimator with ``predict_proba`` (its ``classes_`` are mapped to
 label indices); or any callable mapping a batch of inputs to ``output="logits"``,
-``"probabilities"`` or ``"labels"`` (``"auto"`` infers it from the first answer: integers are
-labels, non-negative rows summing to 1 are probabilities, anything else logits).
+``"probabilities"`` or ``"labels"``. ``"auto"`` decides from the model's answer to the first
+queries (up to 64 member records), and only on clear evidence (the style guide: never guess):
+int ``(n,)`` are labels; float ``(n, C)`` with every value in [0, 1] and every row summing to 1
+within 1e-4 are probabilities; values outside [0, 1] in rows that do not sum to 1 are logits.
+Anything in between (values in [0, 1] whose rows sum to 0.9, say) is refused with an error
+asking for ``output="probabilities"`` or ``output="logits"``.
 
 **Access levels** (what the audit assumes a deployed API exposes), from least to most:
 ``"label"`` (the predicted label), ``"top_k"`` (the ``top_k`` largest probabilities),
@@ -26,7 +30,9 @@ cloned (``sklearn.base.clone``, its ``random_state`` set from the seed) and fitt
 automatically; a PyTorch target needs ``model_factory`` (a registry name such as ``"mlp"`` with
 ``model_params``, or a function returning a fresh module) plus mialab's ``training`` recipe, or
 a ``train_fn(X, y, seed) -> model``; a black-box function needs ``train_fn``. Shadows train on
-``n_target_train`` records each (default: as many as the known members), as in the built-in
+``n_target_train`` records each (default ``None``: as many as the known members; it can be no
+fewer, and the population must be large enough for shadows of that size, each keeping a quarter
+of its records as known non-members: otherwise it is refused, never shrunk), as in the built-in
 audit.
 
 Utility of a model mialab did not train: its accuracy on the members (``train_accuracy``) and on
@@ -38,7 +44,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +58,8 @@ from mialab.config import DEFAULT_ATTACKS, AuditConfig
 from mialab.data import Dataset, from_arrays
 from mialab.defenses.masking import TopKMask, released_logits
 from mialab.results import AuditResults
-from mialab.seeding import derive_seed
+from mialab.model_files import check_records
+from mialab.seeding import check_seed, derive_seed
 from mialab.training import TrainConfig, logit_query
 from mialab.types import AuditSplit, MembershipMatrix, ModelOutputs, check_finite
 
@@ -63,7 +70,9 @@ log = logging.getLogger("mialab")
 #: from least to most revealing
 ACCESS_LEVELS = ("label", "top_k", "probabilities", "logits")
 _OUTPUTS = ("auto", "logits", "probabilities", "labels")
-_PROB_TOL = 1e-3
+_PROB_TOL = 1e-3  # rows of declared probabilities must sum to 1 within this
+_AUTO_PROB_TOL = 1e-4  # output="auto" takes rows as probabilities only this close to 1 (float32 softmax: ~1e-6)
+_AUTO_ROWS = 64  # records whose answers decide output="auto"
 
 
 @dataclass
@@ -169,12 +178,31 @@ def _native(wrapped: WrappedModel, X: np.ndarray) -> np.ndarray:
 
 
 def _infer_output(out: np.ndarray) -> str:
+    """What a model's answer is, from evidence only (module docstring), or a ValueError."""
+    declare = "declare output='probabilities', output='logits' or output='labels'"
     if out.ndim == 1 and out.dtype.kind in "iu":
         return "labels"
-    if out.ndim == 2 and out.dtype.kind == "f" and np.isfinite(out).all() and out.size \
-            and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=_PROB_TOL):
+    if out.ndim != 2 or out.dtype.kind != "f" or not out.size:
+        raise ValueError(f"output='auto' cannot tell what the model returns: expected int labels (n,) or float "
+                         f"(n, n_classes) probabilities or logits, got {out.dtype} {out.shape}; {declare}")
+    check_finite(out, name="the model's outputs")
+    inside = bool(out.min() >= 0 and out.max() <= 1)
+    sums = out.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1)
+    normalised = bool(off.max() <= _AUTO_PROB_TOL)
+    if inside and normalised:
         return "probabilities"
-    return "logits"
+    if not inside and not normalised:
+        return "logits"
+    if inside:
+        i = int(np.argmax(off))
+        why = (f"every value lies in [0, 1] like probabilities, but row {i} sums to {sums[i]:.6g}, not 1 "
+               f"(within {_AUTO_PROB_TOL:g})")
+    else:
+        why = (f"every row sums to 1 like probabilities, but values lie outside [0, 1] "
+               f"(range [{out.min():.6g}, {out.max():.6g}])")
+    raise ValueError(f"output='auto' cannot tell whether the model returns probabilities or logits: {why}; "
+                     f"{declare}")
 
 
 def release(wrapped: WrappedModel, access: str, *, top_k: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -217,17 +245,28 @@ def release(wrapped: WrappedModel, access: str, *, top_k: int | None = None) -> 
     return query
 
 
-def _pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _pair(data: Any, name: str) -> tuple[Any, Any]:
+    """``(X, y)`` of a Dataset or a pair, unchecked (:func:`mialab.model_files.check_records` checks)."""
     if isinstance(data, Dataset):
         return data.X, data.y
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be a pair (X, y) or a Dataset, got {type(data).__name__}")
-    X, y = np.asarray(data[0]), np.asarray(data[1])
-    if X.ndim < 2:
-        raise ValueError(f"{name}: X must have shape (n, *input_shape), got {X.shape}")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"{name}: y must have one label per row of X, shape ({X.shape[0]},), got {y.shape}")
-    return X, y
+    try:
+        X = np.asarray(data[0])
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{name}: X must be a rectangular numeric array, got a ragged "
+                         f"{type(data[0]).__name__}") from None
+    if X.dtype.kind in "fiub" and X.ndim not in (2, 4):
+        raise ValueError(f"{name}: X must be (n, d) tabular data or (n, C, H, W) images, got shape {X.shape}")
+    return X, data[1]
+
+
+def _check_int(value: Any, *, name: str, minimum: int, why: str = "") -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int{why}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}{why}, got {value!r}")
+    return int(value)
 
 
 def _duplicates(A: np.ndarray, B: np.ndarray) -> int:
@@ -244,12 +283,14 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
                 n_target_train: int | None = None, n_classes: int | None = None, seed: int = 0,
                 n_bootstrap: int = 1000, out: str | Path | None = None, name: str = "own-model",
                 batch_size: int | None = None, device: str = "cpu", quiet: bool = False,
-                cache_dir: str | Path | None = None) -> AuditResults:
+                cache_dir: str | Path | None = None, overwrite: bool = False) -> AuditResults:
     """Audit a trained model mialab did not train; see the module docstring.
 
     ``members`` / ``nonmembers`` / ``population``: ``(X, y)`` pairs or Datasets. ``attacks``:
     names (default: every default attack the access level and the available training allow).
-    Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`.
+    Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`. ``out``: run
+    directory, checked before anything is queried or trained and written whole at the end, as
+    in :func:`mialab.audit` (``overwrite`` replaces an existing run directory).
 
     Example
     -------
@@ -258,23 +299,58 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     ...                   population=(Xp, yp), access="probabilities")
     """
     t0 = time.perf_counter()
-    if access not in ACCESS_LEVELS:
+    if out is not None:  # a bad out fails now, not after the training
+        from mialab.report import check_run_dir
+
+        check_run_dir(out, overwrite=overwrite, name="out")
+    if not isinstance(access, str) or access not in ACCESS_LEVELS:
         raise ValueError(f"access must be one of {list(ACCESS_LEVELS)}, got {access!r}")
-    Xm, ym = _pair(members, "members")
-    Xn, yn = _pair(nonmembers, "nonmembers")
-    if Xm.shape[1:] != Xn.shape[1:]:
-        raise ValueError(f"members and nonmembers must have the same input shape, got {Xm.shape[1:]} and {Xn.shape[1:]}")
-    if not len(Xm) or not len(Xn):
-        raise ValueError(f"members and nonmembers must not be empty, got {len(Xm)} and {len(Xn)} records")
+    if not isinstance(output, str) or output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {list(_OUTPUTS)}, got {output!r}")
+    seed = check_seed(seed, name="seed")
+    if attacks is not None and (isinstance(attacks, (str, bytes)) or not isinstance(attacks, Sequence)
+                                or not all(isinstance(a, str) for a in attacks)):
+        example = f"[{attacks!r}]" if isinstance(attacks, str) else "['loss', 'shadow']"
+        raise TypeError(f"attacks must be a list of attack names such as {example} or None, got {attacks!r}")
+    if model_params is not None and not isinstance(model_params, Mapping):
+        raise TypeError(f"model_params must be a mapping of hyperparameters or None, got {model_params!r}")
+    if batch_size is not None:
+        _check_int(batch_size, name="batch_size", minimum=1, why=" (records per query) or None")
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
+    if not isinstance(quiet, bool):
+        raise TypeError(f"quiet must be a bool, got {quiet!r}")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if train_fn is not None and not callable(train_fn):
+        raise TypeError(f"train_fn must be a function (X, y, seed) -> trained model or None, got {train_fn!r}")
+    if model_factory is not None and not (isinstance(model_factory, str) or callable(model_factory)):
+        raise TypeError(f"model_factory must be a registry name, a function returning a module, or None, got "
+                        f"{model_factory!r}")
+    records = check_records({"members": _pair(members, "members"), "nonmembers": _pair(nonmembers, "nonmembers"),
+                             "population": None if population is None else _pair(population, "population")},
+                            source=None)
+    (Xm, ym), (Xn, yn) = records["members"], records["nonmembers"]
+    m, n = len(Xm), len(Xn)
+    if n_target_train is not None:
+        n_target_train = _check_int(n_target_train, name="n_target_train", minimum=m,
+                                    why=f" (the target's training-set size: at least the {m} members it trained "
+                                        "on) or None (default: the number of members)")
+    target_size = n_target_train if n_target_train is not None else m
+    labels_max = max(int(ym.max()), int(yn.max()),
+                     int(records["population"][1].max()) if records["population"] is not None else 0)
+    if n_classes is not None:
+        _check_int(n_classes, name="n_classes", minimum=2, why=" (the model's number of outputs) or None")
+        if labels_max >= n_classes:
+            raise ValueError(f"n_classes={n_classes} is too small for the records: the labels go up to "
+                             f"{labels_max}, so n_classes must be at least {labels_max + 1}")
     dup = _duplicates(Xm, Xn)
     if dup:
         raise ValueError(f"members and nonmembers overlap: {dup} non-member row(s) are exact duplicates of "
                          "member rows; a record cannot be both")
     parts_X, parts_y = [Xm, Xn], [ym, yn]
-    if population is not None:
-        Xp, yp = _pair(population, "population")
-        if Xp.shape[1:] != Xm.shape[1:]:
-            raise ValueError(f"population must have the members' input shape {Xm.shape[1:]}, got {Xp.shape[1:]}")
+    if records["population"] is not None:
+        Xp, yp = records["population"]
         for what, A in (("members", Xm), ("nonmembers", Xn)):
             d = _duplicates(A, Xp)
             if d:
@@ -283,15 +359,12 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         parts_X.append(Xp)
         parts_y.append(yp)
     X_all, y_all = np.concatenate(parts_X), np.concatenate(parts_y)
-    if y_all.dtype.kind not in "iu":
-        if y_all.dtype.kind == "f" and np.array_equal(y_all, np.round(y_all)):
-            y_all = y_all.astype(np.int64)
-        else:
-            raise TypeError(f"labels must be integers, got dtype {y_all.dtype}")
-    n_classes = n_classes or int(y_all.max()) + 1
+    n_classes = int(n_classes) if n_classes is not None else labels_max + 1
+    if n_classes < 2:
+        raise ValueError(f"the records hold only class 0, so n_classes would be 1: pass n_classes (the model's "
+                         "number of outputs, at least 2)")
     data = from_arrays(X_all.astype(np.float32) if X_all.dtype.kind != "f" else X_all, y_all, name=name,
                        n_classes=n_classes)
-    m, n = len(Xm), len(Xn)
     empty = np.zeros(0, dtype=np.int64)
     split = AuditSplit(members=np.arange(m), train_rest=empty, validation=empty, nonmembers=np.arange(m, m + n),
                        test=empty, pool=np.arange(m + n, len(y_all)), n_records=len(y_all), seed=seed)
@@ -302,6 +375,9 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     can_train = trainer is not None and split.pool.size > 0
     allowed = [a for a in DEFAULT_ATTACKS if _fits(a, access) and (can_train or a == "correctness")]
     chosen = list(attacks) if attacks is not None else (allowed or ["correctness"])
+    unknown = [a for a in chosen if a not in _all_attacks()]
+    if unknown:
+        raise ValueError(f"attacks must be among {_all_attacks()}, got unknown {unknown}")
     for a in chosen:
         need = make_attack(a).required_access()
         if ACCESS_LEVELS.index(need) > ACCESS_LEVELS.index(access):
@@ -317,7 +393,9 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
                          n_bootstrap=n_bootstrap, model_params=dict(model_params or {}),
                          training=training or TrainConfig())
     target_query = release(wrapped, access, top_k=top_k)
-    target_query(data.X[:2])  # check the model's outputs against its declaration before any training
+    # check the model's outputs against its declaration before any training; with output="auto"
+    # these answers decide what the model returns (module docstring)
+    target_query(data.X[:min(m, _AUTO_ROWS)])
     timings: dict[str, float] = {"data_and_split_s": time.perf_counter() - t0}
 
     stats: dict[str, int] = {}
@@ -331,7 +409,18 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         t = time.perf_counter()
         if split.pool.size < 4:
             raise ValueError(f"population must hold at least 4 records for shadow models, got {split.pool.size}")
-        membership = target_like_shadow_membership(split, n_shadows, seed=seed, target_size=n_target_train or m)
+        membership = target_like_shadow_membership(split, n_shadows, seed=seed, target_size=target_size)
+        per_shadow = int(membership.matrix[0].sum())
+        if per_shadow != target_size:
+            need = max(target_size, (4 * target_size) // 3 - 2)  # the smallest population that fits
+            while need - max(1, need // 4) < target_size:
+                need += 1
+            default = " (default: the number of members)" if n_target_train is None else ""
+            smaller = f" or a smaller n_target_train (at least the {m} members)" if target_size > m else ""
+            raise ValueError(f"n_target_train={target_size}{default}: shadow models train on as many records as "
+                             f"the target, but a population of {split.pool.size} allows at most {per_shadow} per "
+                             f"shadow (each keeps a quarter of its records as known non-members); give a "
+                             f"population of at least {need} records{smaller}")
         shadow_queries, shadows_summary, membership = trainer(data, split, membership, "shadow", stats, quiet,
                                                               cache_dir, seed)
         shadow_queries = [release(q, access, top_k=top_k) for q in shadow_queries]
@@ -340,7 +429,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
             t = time.perf_counter()
             # every evaluated record, plus population records: about twice the target's training
             # set in all, and at least some population records (RMIA's z)
-            target = n_target_train or m
+            target = target_size
             n_pool = min(split.pool.size, max(2 * target - (m + n), (m + n) // 2, 1))
             ref_membership = online_reference_membership(split, config.reference_model_count(),
                                                          seed=derive_seed(seed, "online"),
@@ -374,7 +463,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     if out is not None:
         from mialab.report import write_run
 
-        write_run(res, out)
+        write_run(res, out, overwrite=overwrite)
     return res
 
 
@@ -446,7 +535,10 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
             if _is_torch_module(trained):  # query it where it lives (mialab's trainer returns CPU modules)
                 first = next(iter(trained.parameters()), None)
                 on = str(first.device) if first is not None else "cpu"
-            w = wrap_model(trained, n_classes=n_classes, output=output if wrapped.kind == "callable" else "auto",
+            # a callable shadow answers in the form the target's answers were found (or declared) to take
+            like_target = wrapped.kind == "callable" and not _is_torch_module(trained) \
+                and not hasattr(trained, "predict_proba")
+            w = wrap_model(trained, n_classes=n_classes, output=wrapped.output if like_target else "auto",
                            batch_size=batch_size, device=on)
             native = _native(w, data.X[ids])
             pred = native if w.output == "labels" else native.argmax(axis=1)

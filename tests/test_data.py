@@ -170,17 +170,45 @@ def test_idx_label_count_mismatch(tmp_path):
 @pytest.mark.parametrize("name,sub,system", [("mnist", "MNIST/raw", "/usr/share/datasets/mnist"),
                                              ("fashion-mnist", "FashionMNIST/raw",
                                               "dataset-fashion-mnist")])
-def test_missing_idx_files_lists_searched_dirs(tmp_path, name, sub, system):
+def test_missing_idx_files_lists_searched_dirs(tmp_path, name, sub, system, monkeypatch):
     write_idx_set(tmp_path / sub, gz=False)
     (tmp_path / sub / IDX_STEMS[3]).unlink()
+    # a root the caller names is the only place searched ...
     with pytest.raises(FileNotFoundError) as e:
         load_dataset(name, root=tmp_path)
     msg = str(e.value)
-    for d in [tmp_path, tmp_path / sub, loaders._SYSTEM_DIRS[name]]:
+    for d in [tmp_path, tmp_path / sub]:
         assert f"  - {d} (" in msg
+    assert f"  - {loaders._SYSTEM_DIRS[name]} (" not in msg
     assert f"missing {IDX_STEMS[3]}" in msg and "download=True" in msg and "--download" in msg
     if name == "fashion-mnist":
         assert "apt-get install dataset-fashion-mnist" in msg
+    # ... the default root is searched before the system-wide copy
+    monkeypatch.setenv("MIALAB_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        load_dataset(name)
+    for d in [tmp_path, tmp_path / sub, loaders._SYSTEM_DIRS[name]]:
+        assert f"  - {d} (" in str(e.value)
+
+
+def test_named_root_must_exist_and_is_the_only_place_searched(tmp_path, monkeypatch):
+    system = tmp_path / "system"
+    write_idx_set(system, gz=False)
+    monkeypatch.setitem(loaders._SYSTEM_DIRS, "fashion-mnist", system)
+    monkeypatch.setenv("MIALAB_DATA", str(tmp_path / "unset-default"))
+    assert load_dataset("fashion-mnist").source == str(system)  # no root named: the system copy
+    with pytest.raises(FileNotFoundError, match=r"data_root \(root\) '/nonexistent-mialab' does not exist"):
+        load_dataset("fashion-mnist", root="/nonexistent-mialab")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="files not found"):
+        load_dataset("fashion-mnist", root=tmp_path / "empty")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"data_root \(root\) must be a directory, got the file"):
+        load_dataset("fashion-mnist", root=tmp_path / "file")
+    with pytest.raises(TypeError, match="download must be a bool, got 'no'"):
+        load_dataset("fashion-mnist", download="no")
+    with pytest.raises(TypeError, match="dataset name must be a str, got 3"):
+        load_dataset(3)
 
 
 def test_default_root_from_env(tmp_path, monkeypatch):
@@ -189,7 +217,10 @@ def test_default_root_from_env(tmp_path, monkeypatch):
     images, _ = write_idx_set(tmp_path / "FashionMNIST" / "raw", gz=True)
     assert load_dataset("fashion-mnist").n_records == images.shape[0]
     monkeypatch.delenv("MIALAB_DATA")
-    assert default_root() == Path.home() / ".cache" / "mialab" / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "mialab" / "data"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_root() == Path.home() / ".local" / "share" / "mialab" / "data"  # data, not a cache
 
 
 def test_download_uses_torchvision_then_our_reader(tmp_path, monkeypatch):
@@ -219,7 +250,8 @@ def test_real_fashion_mnist(monkeypatch):
         pytest.skip(f"Fashion-MNIST not installed in {DEBIAN_FASHION} "
                     "(apt-get install dataset-fashion-mnist)")
     monkeypatch.setitem(loaders._SYSTEM_DIRS, "fashion-mnist", DEBIAN_FASHION)
-    ds = load_dataset("fashion-mnist", root="/nonexistent-mialab-root")
+    monkeypatch.setenv("MIALAB_DATA", "/nonexistent-mialab-root")  # default root empty: the system copy
+    ds = load_dataset("fashion-mnist")
     assert ds.n_records == 70_000 and ds.input_shape == (1, 28, 28) and ds.n_classes == 10
     assert ds.source == str(DEBIAN_FASHION)
     np.testing.assert_array_equal(ds.class_counts(), np.full(10, 7000))
@@ -346,7 +378,9 @@ def write_csv(path: Path, text: str) -> Path:
 def test_from_csv_string_labels(tmp_path):
     p = write_csv(tmp_path / "iris.csv",
                   "a,species,b\n1,setosa,2.5\n3,virginica,4\n5,setosa,-6\n\n7,versicolor,8\n")
-    ds = from_csv(p, label_column="species")
+    with pytest.raises(ValueError, match="got 'setosa'"):  # names only when asked for
+        from_csv(p, label_column="species")
+    ds = from_csv(p, label_column="species", class_names=True)
     assert ds.name == "iris" and ds.kind == "tabular" and ds.source == str(p)
     assert ds.class_names == ("setosa", "versicolor", "virginica")
     np.testing.assert_array_equal(ds.y, [0, 2, 0, 1])
@@ -354,20 +388,29 @@ def test_from_csv_string_labels(tmp_path):
 
 
 def test_from_csv_integer_labels(tmp_path):
-    p = write_csv(tmp_path / "d.csv", "x,label\n0.5,2\n1.5,0\n2.5,10\n")
+    p = write_csv(tmp_path / "d.csv", "x,label\n0.5,2\n1.5,0\n2.5,10.0\n")
     ds = from_csv(p, label_column="label", name="mine")
     assert ds.name == "mine" and ds.class_names is None and ds.n_classes == 11
     np.testing.assert_array_equal(ds.y, [2, 0, 10])
+    # as names, explicitly: sorted as strings
+    named = from_csv(p, label_column="label", class_names=True)
+    assert named.class_names == ("0", "10.0", "2") and named.y.tolist() == [2, 0, 1]
 
 
 @pytest.mark.parametrize("text,match", [
     ("x,y\n1,0\n2,1\n", r"label_column 'label' not found .*columns found: \['x', 'y'\]"),
     ("x,label\n1,0\nabc,1\n", r"column 'x' row 2 must be numeric, got 'abc'"),
-    ("x,label\n1,0\nnan,1\n", "Dataset.X must be finite"),
+    ("x,label\n1,0\nnan,1\n", r"column 'x' row 2 must be a finite number .*got 'nan'"),
+    ("x,label\n1,0\n1e39,1\n", r"column 'x' row 2 must be a finite number \(in float32 range\), got '1e39'"),
     ("x,label\n1,0\n2\n", "data row 2 has 1 fields, expected 2"),
     ("x,label\n1,0\n2,\n", "column 'label' row 2 is empty"),
     ("x,label\n", "no data rows"),
-    ("x,label\n1,a\n2,a\n", "n_classes must be an int >= 2, got 1"),
+    ("x,label\n1,a\n2,a\n", r"row 1 must be a non-negative integer class index, got 'a' .*class_names=True"),
+    ("x,label\n1,0\n2,-1\n", r"row 2 must be a non-negative integer class index, got '-1'"),
+    ("x,label\n1,0\n2,0.5\n", r"row 2 must be a non-negative integer class index, got '0.5'"),
+    ("x,label\n1,0\n2,inf\n", r"got 'inf'"),
+    ("x,label\n1,0\n2,100000\n", r"class index below 100000, got '100000'"),
+    ("x,label,label\n1,0,1\n2,1,0\n", "must name one column .* got 2 columns"),
     ("x,label\n1,1\n2,1\n", "at least 2 classes"),
 ])
 def test_from_csv_rejects(tmp_path, text, match):

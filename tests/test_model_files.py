@@ -128,7 +128,8 @@ def test_cli_audit_model_torchscript(tmp_path, records):
 def test_csv_records_need_integer_labels(tmp_path):
     for name, labels in (("m.csv", ["cat", "dog"]), ("n.csv", ["dog", "dog"])):
         (tmp_path / name).write_text("a,b,label\n" + "\n".join(f"{i},{i + 1},{lab}" for i, lab in enumerate(labels)))
-    with pytest.raises(ValueError, match="must hold integer class indices"):
+    with pytest.raises(ValueError, match=r"members CSV file: .*m.csv column 'label' row 1 must be a non-negative "
+                                         r"integer class index, got 'cat' \(the class index the model predicts"):
         load_records(members=tmp_path / "m.csv", nonmembers=tmp_path / "n.csv", label_column="label")
     (tmp_path / "i.csv").write_text("a,b,label\n0,1,3\n1,2,4\n")
     rec = load_records(members=tmp_path / "i.csv", nonmembers=tmp_path / "i.csv", label_column="label")

@@ -113,7 +113,7 @@ def test_bad_input_is_refused_with_what_was_received(digits, forest):
     m, n = digits["members"], digits["nonmembers"]
     with pytest.raises(ValueError, match=r"members and nonmembers overlap: 3 non-member row\(s\)"):
         audit_model(forest, m, (np.concatenate([n[0], m[0][:3]]), np.concatenate([n[1], m[1][:3]])), quiet=True)
-    with pytest.raises(ValueError, match="y must have one label per row of X, shape"):
+    with pytest.raises(ValueError, match=r"members: y must have one label per row of X \(120\), got 119"):
         audit_model(forest, (m[0], m[1][:-1]), n, quiet=True)
     with pytest.raises(ValueError, match="same input shape"):
         audit_model(forest, m, (n[0][:, :10], n[1]), quiet=True)

@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from mialab.types import check_finite
 
-__all__ = ["Dataset", "from_arrays", "from_csv"]
+__all__ = ["Dataset", "from_arrays", "from_csv", "read_csv_table", "check_labels", "MAX_CLASSES"]
 
 Kind = Literal["image", "tabular"]
 _NDIM_OF_KIND = {"image": 4, "tabular": 2}
@@ -141,27 +142,70 @@ def _readonly_view(arr: np.ndarray) -> np.ndarray:
     return view
 
 
-def _as_labels(y: Any, *, name: str) -> np.ndarray:
-    """Integer labels as int64; floats accepted only if every value is exactly integral."""
-    arr = np.asarray(y)
+#: largest class count inferred from labels (``max(y) + 1``): a label column that holds record
+#: ids or amounts instead of classes would otherwise ask for a model with millions of outputs
+MAX_CLASSES = 100_000
+
+
+def check_labels(y: Any, *, name: str, max_classes: int = MAX_CLASSES) -> np.ndarray:
+    """Class labels as int64 ``(n,)``, or a one-line error naming ``name`` and the offending value.
+
+    Accepted: a non-empty 1-D sequence of non-negative integers below ``max_classes``; floats
+    only when every value is exactly integral (``1.0``, not ``1.5``). Refused with ``TypeError``:
+    strings, booleans, objects; with ``ValueError``: empty, not 1-D, NaN/inf, fractional or
+    negative values, labels ``>= max_classes``.
+
+    >>> check_labels([0.0, 2.0], name="y").tolist()
+    [0, 2]
+    """
+    try:
+        arr = np.asarray(y)
+    except ValueError:  # ragged nested sequences
+        raise ValueError(f"{name} must be a 1-D sequence of integer class labels, got a ragged "
+                         f"{type(y).__name__}") from None
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n,), got shape {arr.shape}")
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64)
-    if arr.dtype.kind == "f":
-        check_finite(arr, name=name)
+        raise ValueError(f"{name} must be 1-D (n,) integer class labels, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must hold at least one label, got none (empty)")
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} must hold integer labels (class indices), got booleans (dtype bool); "
+                        "pass y.astype(int) if False/True are the classes 0/1")
+    if kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must be finite integer labels, got {arr.tolist()[i]!r} at index {i}")
         frac = arr != np.round(arr)
         if frac.any():
             i = int(np.argmax(frac))
-            raise ValueError(
-                f"{name} must be integer-valued, got {int(frac.sum())} non-integral value(s) "
-                f"(first {arr[i]!r} at index {i})"
-            )
-        return arr.astype(np.int64)
-    raise TypeError(
-        f"{name} must hold integer labels, got dtype {arr.dtype} "
-        "(string labels: use from_csv, or map them to 0..k-1 first)"
-    )
+            raise ValueError(f"{name} must be integer-valued labels, got {int(frac.sum())} "
+                             f"non-integral value(s) (first {arr.tolist()[i]!r} at index {i})")
+    elif kind not in "iu":
+        values = arr.tolist()
+        i = next((k for k, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, int)), None)
+        if i is not None or kind != "O":
+            i = 0 if i is None else i
+            raise TypeError(f"{name} must hold integer labels (class indices), got dtype {arr.dtype} (first "
+                            f"non-integer {values[i]!r} at index {i}); map names to 0..k-1 first")
+        try:  # an object array of Python ints holds integers all the same
+            arr = np.asarray(values, dtype=np.int64)
+        except OverflowError:
+            raise ValueError(f"{name} must be class indices below {max_classes}, got a value beyond int64") from None
+    if arr.min() < 0:
+        i = int(np.argmin(arr))
+        raise ValueError(f"{name} must be non-negative class indices, got {arr.tolist()[i]!r} at index {i}")
+    if arr.max() >= max_classes:
+        i = int(np.argmax(arr))
+        raise ValueError(f"{name} must be class indices below {max_classes}, got {arr.tolist()[i]!r} at "
+                         f"index {i} (is this really a class label?)")
+    return arr.astype(np.int64)
+
+
+def _check_name(name: Any, *, where: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}: name must be a non-empty str, got {name!r}")
+    return name
 
 
 def from_arrays(
@@ -178,14 +222,20 @@ def from_arrays(
     ``X`` is ``(n, C, H, W)`` (kind ``"image"``, values in [0, 1]) or ``(n, d)`` (kind
     ``"tabular"``); ``kind`` is inferred from the number of dimensions when not given. Numeric
     non-float ``X`` is converted to float32 (values unchanged: 8-bit images must be divided by
-    255 first). ``y`` must be integer-valued (floats such as ``1.0`` only if exactly integral)
-    and non-negative; ``n_classes`` defaults to ``max(y) + 1``.
+    255 first). ``y`` must be non-empty, integer-valued (floats such as ``1.0`` only if exactly
+    integral) and non-negative (see :func:`check_labels`); ``n_classes`` defaults to
+    ``max(y) + 1``.
 
     >>> ds = from_arrays(np.ones((2, 1, 2, 2)), [0.0, 1.0])
     >>> ds.kind, ds.y.dtype.name
     ('image', 'int64')
     """
-    arr = np.asarray(X)
+    _check_name(name, where="from_arrays")
+    try:
+        arr = np.asarray(X)
+    except ValueError:  # ragged nested sequences
+        raise ValueError(f"from_arrays: X must be a rectangular numeric array, got a ragged "
+                         f"{type(X).__name__}") from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"from_arrays: X must be numeric, got dtype {arr.dtype}")
     if kind is None:
@@ -195,40 +245,98 @@ def from_arrays(
                 f"got shape {arr.shape}"
             )
         kind = _KIND_OF_NDIM[arr.ndim]  # type: ignore[assignment]
+    if arr.ndim >= 1 and arr.shape[0] == 0:
+        raise ValueError(f"from_arrays: X must hold at least one record, got shape {arr.shape}")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float32)
-    labels = _as_labels(y, name="from_arrays: y")
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"from_arrays: y must be non-negative, got minimum {labels.min()}")
+    labels = check_labels(y, name="from_arrays: y")
     if n_classes is None:
-        n_classes = int(labels.max()) + 1 if labels.size else 0
+        n_classes = int(labels.max()) + 1
     return Dataset(name=name, X=arr, y=labels, n_classes=n_classes, kind=kind,  # type: ignore[arg-type]
                    class_names=class_names, source="<memory>")
 
 
-def from_csv(path: str | os.PathLike[str], *, label_column: str, name: str | None = None) -> Dataset:
+def from_csv(path: str | os.PathLike[str], *, label_column: str, name: str | None = None,
+             class_names: bool = False) -> Dataset:
     """A tabular :class:`Dataset` from a CSV file with a header row.
 
-    Every column except ``label_column`` is a numeric feature. Labels that are all non-negative
-    integers are kept as class ids (``n_classes = max + 1``); otherwise labels are strings,
-    mapped in sorted string order to ``0..k-1`` and kept as ``class_names``. Row numbers in errors count data rows from 1
-    (the header is line 1 of the file, data row r is line r + 1).
+    Every column except ``label_column`` is a numeric feature, one record per data row
+    (blank lines are skipped).
+
+    Labels: by default each label must be a non-negative integer class index (``"3"``, or
+    ``"3.0"``, exactly integral), kept as it is, ``n_classes = max + 1``; anything else
+    (``"-1"``, ``"0.5"``, ``"cat"``) is refused naming the row and the value.
+    ``class_names=True`` (``--class-names`` on the command line) reads every label as a class
+    *name* instead: the distinct names, sorted as strings (so ``"10"`` sorts before ``"2"``),
+    become classes ``0..k-1`` and are kept as ``Dataset.class_names``.
+
+    Row numbers in errors count data rows from 1 (the header is line 1 of the file, data row r
+    is line r + 1).
     """
+    X, labels, names = read_csv_table(path, label_column=label_column, class_names=class_names)
     path = Path(path)
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    if name is not None:
+        _check_name(name, where="from_csv")
+    return Dataset(
+        name=name if name is not None else path.stem,
+        X=X,
+        y=labels,
+        n_classes=len(names) if names is not None else int(labels.max()) + 1,
+        kind="tabular",
+        class_names=names,
+        source=str(path),
+    )
+
+
+_NAMES_HINT = "labels that are names: class_names=True, --class-names on the command line"
+
+
+def read_csv_table(path: str | os.PathLike[str], *, label_column: str, class_names: bool = False,
+                   where: str = "from_csv", label_hint: str = _NAMES_HINT,
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """The rows of a CSV file as float32 features ``(n, d)``, int64 labels ``(n,)`` and the class
+    names (``None`` unless ``class_names=True``); see :func:`from_csv` for the rules.
+
+    Unlike :func:`from_csv` it does not build a :class:`Dataset`, so a file may hold a single
+    class (a file of non-members, say). Errors start with ``where`` and name the file; a label
+    that is not a class index gets ``label_hint`` in parentheses.
+    """
+    if not isinstance(label_column, str) or not label_column:
+        raise TypeError(f"{where}: label_column must be a non-empty str, got {label_column!r}")
+    if not isinstance(class_names, bool):
+        raise TypeError(f"{where}: class_names must be a bool, got {class_names!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{where}: path must be a CSV file, got the directory {str(path)!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: path: no such file {str(path)!r}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: {str(path)!r} must be a UTF-8 text CSV file, got undecodable bytes "
+                         f"at offset {exc.start}") from None
+    except csv.Error as exc:
+        raise ValueError(f"{where}: {str(path)!r} is not a readable CSV file: {exc}") from None
+    except PermissionError:
+        raise PermissionError(f"{where}: {str(path)!r} cannot be read: permission denied") from None
     if not rows:
-        raise ValueError(f"from_csv: {path} is empty, expected a header row")
+        raise ValueError(f"{where}: {path} is empty, expected a header row")
     header = [h.strip() for h in rows[0]]
     if label_column not in header:
         raise ValueError(
-            f"from_csv: label_column {label_column!r} not found in {path}; columns found: {header}"
+            f"{where}: label_column {label_column!r} not found in {path}; columns found: {header}"
         )
+    if header.count(label_column) > 1:
+        raise ValueError(f"{where}: label_column {label_column!r} must name one column of {path}, "
+                         f"got {header.count(label_column)} columns of that name")
     data = [r for r in rows[1:] if any(cell.strip() for cell in r)]  # skip blank lines
     if not data:
-        raise ValueError(f"from_csv: {path} has a header but no data rows")
+        raise ValueError(f"{where}: {path} has a header but no data rows")
     if len(header) < 2:
-        raise ValueError(f"from_csv: {path} has no feature columns besides {label_column!r}")
+        raise ValueError(f"{where}: {path} has no feature columns besides {label_column!r}")
     li = header.index(label_column)
     feature_cols = [j for j in range(len(header)) if j != li]
     X = np.empty((len(data), len(feature_cols)), dtype=np.float32)
@@ -236,39 +344,51 @@ def from_csv(path: str | os.PathLike[str], *, label_column: str, name: str | Non
     for r, row in enumerate(data, start=1):
         if len(row) != len(header):
             raise ValueError(
-                f"from_csv: {path} data row {r} has {len(row)} fields, expected {len(header)}"
+                f"{where}: {path} data row {r} has {len(row)} fields, expected {len(header)}"
             )
         for k, j in enumerate(feature_cols):
             try:
-                X[r - 1, k] = float(row[j])
+                with np.errstate(over="ignore"):  # beyond float32: inf, refused below with the row
+                    X[r - 1, k] = float(row[j])
             except ValueError:
                 raise ValueError(
-                    f"from_csv: {path} column {header[j]!r} row {r} must be numeric, got {row[j]!r}"
+                    f"{where}: {path} column {header[j]!r} row {r} must be numeric, got {row[j]!r}"
                 ) from None
         label = row[li].strip()
         if not label:
-            raise ValueError(f"from_csv: {path} column {label_column!r} row {r} is empty")
+            raise ValueError(f"{where}: {path} column {label_column!r} row {r} is empty")
         raw_labels.append(label)
-    labels, class_names = _encode_labels(raw_labels)
-    return Dataset(
-        name=name if name is not None else path.stem,
-        X=X,
-        y=labels,
-        n_classes=len(class_names) if class_names else int(labels.max()) + 1,
-        kind="tabular",
-        class_names=class_names,
-        source=str(path),
-    )
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, k = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{where}: {path} column {header[feature_cols[k]]!r} row {r + 1} must be a finite "
+                         f"number (in float32 range), got {data[r][feature_cols[k]]!r}")
+    if class_names:
+        names = tuple(sorted(set(raw_labels)))
+        index = {s: i for i, s in enumerate(names)}
+        return X, np.array([index[s] for s in raw_labels], dtype=np.int64), names
+    labels = np.empty(len(raw_labels), dtype=np.int64)
+    for r, raw in enumerate(raw_labels, start=1):
+        value = _class_index(raw)
+        if value is None or value >= MAX_CLASSES:
+            raise ValueError(
+                f"{where}: {path} column {label_column!r} row {r} must be a non-negative integer class "
+                f"index{'' if value is None else f' below {MAX_CLASSES}'}, got {raw!r} ({label_hint})"
+            )
+        labels[r - 1] = value
+    return X, labels, None
 
 
-def _encode_labels(raw: list[str]) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """Integer labels as they are; anything else mapped by sorted unique string to 0..k-1."""
+def _class_index(raw: str) -> int | None:
+    """``raw`` as a non-negative int (``"3"``, ``"3.0"``), or None if it is not one."""
     try:
-        ints = np.array([int(s) for s in raw], dtype=np.int64)
+        value = int(raw)
     except ValueError:
-        ints = None
-    if ints is not None and ints.min() >= 0:
-        return ints, None
-    names = tuple(sorted(set(raw)))
-    index = {s: i for i, s in enumerate(names)}
-    return np.array([index[s] for s in raw], dtype=np.int64), names
+        try:
+            f = float(raw)
+        except ValueError:
+            return None
+        if not (math.isfinite(f) and f.is_integer()):
+            return None
+        value = int(f)
+    return value if value >= 0 else None

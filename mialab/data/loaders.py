@@ -17,7 +17,11 @@ Where files are looked for (first complete directory wins):
   (Debian: ``apt-get install dataset-fashion-mnist``)
 * ``cifar10``:       ``root/cifar-10-batches-py``, ``root`` (root may be that folder itself)
 
-``root`` defaults to ``$MIALAB_DATA``, else ``~/.cache/mialab/data``.
+``root`` defaults to :func:`default_root` (``$MIALAB_DATA``, else ``$XDG_DATA_HOME/mialab/data``,
+else ``~/.local/share/mialab/data``: data, not a cache, so clearing the model cache keeps it).
+The system-wide copies under ``/usr/share/datasets`` are searched only with that default: a
+``root`` the caller names (``data_root``, ``--data-root``) must exist, unless ``download=True``
+creates it, and is the only place searched, so the data audited is the data asked for.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from mialab.data.formats import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_cifar_b
 
 __all__ = ["load_dataset", "available_datasets", "default_root"]
 
-Loader = Callable[[Path, bool], Dataset]
+Loader = Callable[[Path, bool, bool], Dataset]  # (root, download, search the system copies)
 _LOADERS: dict[str, Loader] = {}
 
 _IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -56,28 +60,51 @@ def available_datasets() -> tuple[str, ...]:
 
 
 def default_root() -> Path:
-    """``$MIALAB_DATA`` if set, else ``~/.cache/mialab/data`` (read at call time)."""
+    """``$MIALAB_DATA`` if set, else ``$XDG_DATA_HOME/mialab/data``, else
+    ``~/.local/share/mialab/data`` (read at call time)."""
     env = os.environ.get("MIALAB_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mialab" / "data"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "mialab" / "data"
 
 
 def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
                  download: bool = False) -> Dataset:
     """Load a built-in dataset by name (see :func:`available_datasets`).
 
-    ``root`` is where files are looked for (and downloaded to); ``download=True`` fetches
-    missing files with torchvision, which needs a network. Raises ``ValueError`` for an unknown
-    name (listing the known ones) and ``FileNotFoundError`` listing every directory searched
-    when the files are missing.
+    ``root`` is where files are looked for (and downloaded to); when given, it must be an
+    existing directory (``download=True`` creates it) and it is the only place searched;
+    ``None`` searches :func:`default_root` and then the system-wide copies (module docstring).
+    ``download=True`` fetches missing files with torchvision, which needs a network. Raises
+    ``ValueError`` for an unknown name (listing the known ones), ``FileNotFoundError`` for a
+    named root that does not exist and, listing every directory searched, for missing files.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a str, got {name!r} ({type(name).__name__})")
     try:
         loader = _LOADERS[name]
-    except (KeyError, TypeError):
+    except KeyError:
         raise ValueError(
             f"unknown dataset {name!r}; known datasets: {', '.join(available_datasets())}"
         ) from None
-    where = default_root() if root is None else Path(root).expanduser()
-    return loader(where, bool(download))
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be a bool, got {download!r} ({type(download).__name__})")
+    if root is None:
+        return loader(default_root(), download, True)
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"data_root (root) must be a str or os.PathLike directory, got {root!r} "
+                        f"({type(root).__name__})")
+    where = Path(root).expanduser()
+    if where.exists() and not where.is_dir():
+        raise ValueError(f"data_root (root) must be a directory, got the file {str(where)!r}")
+    if not where.exists() and not download:
+        raise FileNotFoundError(
+            f"data_root (root) {str(where)!r} does not exist: a data root you name must be an existing "
+            f"directory (download=True / --download creates it and fetches the files); leave it unset to "
+            f"search {default_root()} and the system-wide copies"
+        )
+    return loader(where, download, False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,7 +151,9 @@ def _download(torchvision_class: str, root: Path) -> None:
     try:
         getattr(tvd, torchvision_class)(str(root), train=True, download=True)
     except (OSError, RuntimeError) as exc:
-        raise RuntimeError(
+        # FileNotFoundError: the files are still missing, and the command line reports it in
+        # one line like any other missing input
+        raise FileNotFoundError(
             f"downloading {torchvision_class} into {root} failed (a network is needed): {exc}"
         ) from exc
 
@@ -139,12 +168,17 @@ class _Source:
     gz_ok: bool
     torchvision_class: str
     hints: tuple[str, ...] = ()
+    system_key: str | None = None  # key of its system-wide copy in _SYSTEM_DIRS
 
-    def find(self, root: Path, download: bool) -> dict[str, Path]:
-        found, notes = _locate(self.dirs(root), self.files, gz_ok=self.gz_ok)
+    def find(self, root: Path, download: bool, system: bool) -> dict[str, Path]:
+        def dirs() -> list[Path]:
+            extra = [_SYSTEM_DIRS[self.system_key]] if system and self.system_key else []
+            return self.dirs(root) + extra
+
+        found, notes = _locate(dirs(), self.files, gz_ok=self.gz_ok)
         if found is None and download:
             _download(self.torchvision_class, root)
-            found, notes = _locate(self.dirs(root), self.files, gz_ok=self.gz_ok)
+            found, notes = _locate(dirs(), self.files, gz_ok=self.gz_ok)
         if found is not None:
             return found
         suffix = " (each plain or gzipped .gz)" if self.gz_ok else ""
@@ -179,13 +213,13 @@ _SYSTEM_DIRS = {
 
 _MNIST = _Source(
     name="mnist", files=_IDX_STEMS, gz_ok=True, torchvision_class="MNIST",
-    dirs=lambda root: [root, root / "MNIST" / "raw", _SYSTEM_DIRS["mnist"]],
+    dirs=lambda root: [root, root / "MNIST" / "raw"], system_key="mnist",
 )
 _FASHION = _Source(
     name="fashion-mnist", files=_IDX_STEMS, gz_ok=True, torchvision_class="FashionMNIST",
-    dirs=lambda root: [root, root / "FashionMNIST" / "raw", _SYSTEM_DIRS["fashion-mnist"]],
+    dirs=lambda root: [root, root / "FashionMNIST" / "raw"], system_key="fashion-mnist",
     hints=("apt-get install dataset-fashion-mnist (Debian/Ubuntu) installs them in "
-           "/usr/share/datasets/fashion-mnist",),
+           "/usr/share/datasets/fashion-mnist (searched when no data root is named)",),
 )
 _CIFAR10 = _Source(
     name="cifar10", files=_CIFAR_FILES, gz_ok=False, torchvision_class="CIFAR10",
@@ -204,8 +238,8 @@ def _read_idx_pair(images: Path, labels: Path, n_classes: int) -> tuple[np.ndarr
 
 
 def _load_idx(source: _Source, class_names: tuple[str, ...], root: Path,
-              download: bool) -> Dataset:
-    files = source.find(root, download)
+              download: bool, system: bool) -> Dataset:
+    files = source.find(root, download, system)
     k = len(class_names)
     xtr, ytr = _read_idx_pair(files[_IDX_STEMS[0]], files[_IDX_STEMS[1]], k)
     xte, yte = _read_idx_pair(files[_IDX_STEMS[2]], files[_IDX_STEMS[3]], k)
@@ -222,18 +256,18 @@ def _load_idx(source: _Source, class_names: tuple[str, ...], root: Path,
 
 
 @_register("mnist")
-def _load_mnist(root: Path, download: bool) -> Dataset:
-    return _load_idx(_MNIST, _DIGIT_NAMES, root, download)
+def _load_mnist(root: Path, download: bool, system: bool) -> Dataset:
+    return _load_idx(_MNIST, _DIGIT_NAMES, root, download, system)
 
 
 @_register("fashion-mnist")
-def _load_fashion_mnist(root: Path, download: bool) -> Dataset:
-    return _load_idx(_FASHION, _FASHION_NAMES, root, download)
+def _load_fashion_mnist(root: Path, download: bool, system: bool) -> Dataset:
+    return _load_idx(_FASHION, _FASHION_NAMES, root, download, system)
 
 
 @_register("cifar10")
-def _load_cifar10(root: Path, download: bool) -> Dataset:
-    files = _CIFAR10.find(root, download)
+def _load_cifar10(root: Path, download: bool, system: bool) -> Dataset:
+    files = _CIFAR10.find(root, download, system)
     parts = [read_cifar_batch(files[f]) for f in _CIFAR_FILES]  # train batches, then test
     for f, (_, labels) in zip(_CIFAR_FILES, parts):
         if labels.size and (labels.min() < 0 or labels.max() >= 10):
@@ -246,7 +280,7 @@ def _load_cifar10(root: Path, download: bool) -> Dataset:
 
 
 @_register("digits")
-def _load_digits(root: Path, download: bool) -> Dataset:
+def _load_digits(root: Path, download: bool, system: bool) -> Dataset:
     # bundled with scikit-learn: root and download do not apply
     from sklearn.datasets import load_digits
 
