@@ -27,6 +27,7 @@ results = mialab.audit(
     attacks=["threshold", "loss", "modified-entropy", "shadow", "label-only"],
     seed=0,
     out=args.out,
+    overwrite=True,  # replace the previous run of this example, whole
     data_root=args.data_root,
     download=args.download,
     model_params={"width": 16, "hidden": 64},

@@ -14,6 +14,7 @@ results = mialab.audit(
     attacks=["threshold", "loss", "entropy", "modified-entropy", "shadow", "label-only"],
     seed=0,
     out="runs/quickstart",
+    overwrite=True,  # replace the previous run of this example, whole
 )
 print(mialab.summary_table(results))
 

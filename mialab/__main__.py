@@ -2,6 +2,10 @@
 
 import sys
 
-from mialab.cli import main
+try:  # importing torch takes seconds: a Ctrl-C then is an interrupt too, not a traceback
+    from mialab.cli import main
+except KeyboardInterrupt:
+    print("mialab: interrupted while starting; nothing was run", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

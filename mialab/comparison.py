@@ -80,6 +80,8 @@ class DefenseComparison:
     rows: list[dict[str, Any]]
     results: dict[str, AuditResults] = field(repr=False, default_factory=dict)
     wall_time_s: float | None = None  # the candidates' audits (a reused baseline not included)
+    #: the undefended audit was given by the caller (not run here), who writes its run directory
+    baseline_supplied: bool = field(repr=False, default=False)
 
     def row(self, candidate: str) -> dict[str, Any]:
         for r in self.rows:
@@ -124,26 +126,47 @@ class DefenseComparison:
         return "\n".join(lines)
 
     def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
-             target_auc: float | None = None) -> Path:
-        """Write comparison.json, comparison.txt and tradeoff.png into ``out``; with ``report``
-        (and the baseline's audit at hand) also the comparison's report: ``results.json`` (the
-        undefended audit with ``defense_comparison``), ``report.html`` and ``report.md``."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        (out / "comparison.txt").write_text(self.table() + "\n")
-        from mialab.report.plots import plot_tradeoff
+             target_auc: float | None = None, overwrite: bool = False) -> Path:
+        """Write the comparison as the directory ``out`` (see :meth:`write_files` for what it
+        holds), whole or not at all: it is built under a temporary name and renamed into place
+        when complete. An existing non-empty ``out`` is refused unless ``overwrite``, which
+        replaces it as a whole (see :func:`mialab.report.check_run_dir`). Returns ``Path(out)``."""
+        from mialab.report.rundir import staged_run_dir
 
-        plot_tradeoff(self.rows, out / "tradeoff.png")
+        with staged_run_dir(out, overwrite=overwrite) as tmp:
+            self.write_files(tmp, report=report, max_utility_drop=max_utility_drop, target_auc=target_auc)
+        return Path(out)
+
+    def write_files(self, directory: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
+                    target_auc: float | None = None) -> Path:
+        """Write comparison.json, comparison.txt and tradeoff.png into ``directory`` (created),
+        one complete run directory per candidate audit (``<candidate>/``; the undefended
+        ``none/`` too unless the baseline was supplied by the caller, who writes it), and with
+        ``report`` (and the baseline's audit at hand) the comparison's report: the undefended
+        audit with ``defense_comparison`` as a run directory (``results.json``, ``report.html``,
+        ``report.md``, figures). ``manifest.json`` last. Not atomic on its own: :meth:`save` and
+        :func:`mialab.report.write_run` write it into a temporary directory they rename."""
+        from mialab.report.plots import plot_tradeoff
+        from mialab.report.rundir import finish_dir
+        from mialab.report.writer import write_run_files
+
+        check_constraints(max_utility_drop, target_auc)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        (directory / "comparison.txt").write_text(self.table() + "\n")
+        for name, res in self.results.items():
+            if name == BASELINE and self.baseline_supplied:
+                continue
+            write_run_files(res, directory / name)
         base = self.results.get(BASELINE)
         if report and base is not None:
-            from mialab.report import render_report
-
-            doc = base.to_dict()
-            doc["defense_comparison"] = self.summary(max_utility_drop=max_utility_drop, target_auc=target_auc)
-            (out / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-            render_report(out)
-        return out
+            summary = self.summary(max_utility_drop=max_utility_drop, target_auc=target_auc)
+            write_run_files(dataclasses.replace(base, defense_comparison=summary), directory)  # manifest last
+        else:
+            plot_tradeoff(self.rows, directory / "tradeoff.png")
+            finish_dir(directory)
+        return directory
 
 
 def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, Any]:
@@ -205,7 +228,7 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                      *, config: AuditConfig | None = None, out: str | Path | None = None,
                      quiet: bool = False, cache_dir: str | Path | None = None,
                      baseline: AuditResults | None = None, data: Dataset | None = None,
-                     **settings: Any) -> DefenseComparison:
+                     overwrite: bool = False, **settings: Any) -> DefenseComparison:
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
     ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
@@ -215,7 +238,11 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``config`` / ``settings``: the base audit (as for
     :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
     written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``, with its
-    report (``out/report.html``, ``report.md`` and the ``results.json`` they read).
+    report (``out/report.html``, ``report.md`` and the ``results.json`` they read); all of it
+    once every candidate is audited, under a temporary name renamed into place, so an interrupted
+    comparison leaves no directory that looks complete. ``out`` is checked before anything
+    trains: an existing non-empty directory is refused unless ``overwrite``, which replaces it
+    as a whole once the new one is complete.
     ``cache_dir``: models kept and reused across candidates and runs (see :func:`mialab.audit`):
     candidates sharing a recipe (masks, the baseline) share their trained models; without a
     ``cache_dir`` a temporary one serves this comparison only.
@@ -224,6 +251,10 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``data``: a :class:`~mialab.data.Dataset` to audit instead of the built-in ``config.dataset``.
     """
     specs = candidate_specs(candidates)
+    if out is not None:  # now, not after every candidate has trained
+        from mialab.report.rundir import check_run_dir
+
+        check_run_dir(out, overwrite=overwrite)
     base = config if config is not None else AuditConfig(**settings)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
@@ -256,12 +287,12 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
             if name in results:
                 continue
             log.info("defense comparison: candidate %d of %d: %s", i, len(configs) - 1, name)
-            results[name] = audit(data, config=cfg, quiet=quiet, out=None if out is None else Path(out) / name,
-                                  cache_dir=cache_dir)
+            results[name] = audit(data, config=cfg, quiet=quiet, cache_dir=cache_dir)
     rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
-    comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0)
+    comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
+                                   baseline_supplied=baseline is not None)
     if out is not None:  # a given baseline's caller writes its own report (see mialab audit)
-        comparison.save(out, report=baseline is None)
+        comparison.save(out, report=baseline is None, overwrite=overwrite)
     return comparison
 
 

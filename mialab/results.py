@@ -46,6 +46,9 @@ class AuditResults:
     defense_comparison: when defenses were compared against this (undefended) audit: the
                    comparison rows, the Pareto front and the recommendation (see
                    :meth:`mialab.comparison.DefenseComparison.summary`); else ``None``.
+    warnings:      what makes the audit's numbers say less than they seem to (e.g. a target
+                   that barely learned its training data), one sentence each; shown at the
+                   top of the report.
     """
 
     config: dict[str, Any]
@@ -64,6 +67,7 @@ class AuditResults:
     model_counts: dict[str, int] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
     defense_comparison: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
@@ -126,6 +130,7 @@ class AuditResults:
             "versions": self.versions,
             "hardware": self.hardware,
             "defense_comparison": self.defense_comparison,
+            "warnings": list(self.warnings),
         }
 
     def distributions(self, bins: int = 30) -> dict[str, Any]:
@@ -165,7 +170,10 @@ class AuditResults:
 
     def save(self, out: str | Path) -> Path:
         """Write config.json, split.json, results.json, scores.csv, target_outputs.npz and the
-        shadow membership matrix into the run directory ``out``; return its path."""
+        shadow (and reference) membership matrices into the directory ``out`` (created if
+        missing); return its path. The raw files only, written in place: files already in ``out``
+        stay, and nothing marks the directory complete. For a run directory (atomic, with the
+        report, refusing to mix with an earlier run) use :func:`mialab.write_run`."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "config.json", self.config)

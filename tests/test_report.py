@@ -17,6 +17,7 @@ import mialab.cli
 from mialab.comparison import compare_defenses
 from mialab.report import render_report, write_run
 from mialab.report.document import SECTION_IDS
+from mialab.report.markdown import escape
 from mialab.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +33,9 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("report-run")
     res = mialab.audit("digits", seed=1, quiet=True, **SMALL)
     comp = compare_defenses(["top-1", "l2"], config=mialab.AuditConfig.from_dict(res.config), baseline=res,
-                            quiet=True, out=out / "defenses")
+                            quiet=True)
     res.defense_comparison = comp.summary(max_utility_drop=0.05)
-    write_run(res, out)
+    write_run(res, out, comparison=comp)  # the candidates' runs under out/defenses/, as `mialab audit` writes them
     return out
 
 
@@ -179,7 +180,8 @@ def test_results_json_has_the_documented_keys_and_types(run_dir):
     doc = load(run_dir)
     assert set(doc) == {"schema_version", "config", "dataset", "split_sizes", "target", "shadows",
                         "reference_models", "attacks", "most_exposed", "attack_params", "worst_case",
-                        "distributions", "timings", "model_counts", "versions", "hardware", "defense_comparison"}
+                        "distributions", "timings", "model_counts", "versions", "hardware", "defense_comparison",
+                        "warnings"}
     readme = (ROOT / "README.md").read_text()
     for key in doc:
         assert f"`{key}`" in readme, f"results.json key {key!r} is not documented in README.md"
@@ -196,7 +198,8 @@ def test_results_json_has_the_documented_keys_and_types(run_dir):
         assert sum(h["members"]) == h["n_members"] == doc["attacks"]["loss"]["n_members"]
         assert sum(h["nonmembers"]) == h["n_nonmembers"] == doc["attacks"]["loss"]["n_nonmembers"]
     assert doc["distributions"]["attack_score"]["attack"] == doc["worst_case"]["attack"]
-    assert set(doc["hardware"]) == {"cpu", "logical_cores", "torch_threads", "device"}
+    assert set(doc["hardware"]) == {"cpu", "cpu_flags", "torch_cpu_capability", "logical_cores", "torch_threads",
+                                    "device"}
     comp = doc["defense_comparison"]
     assert [r["candidate"] for r in comp["rows"]] == ["none", "top-1", "l2"]
     assert set(comp["pareto_front"]) <= {"none", "top-1", "l2"} and comp["pareto_front"]
@@ -225,10 +228,11 @@ def test_markdown_has_every_section_consistent_tables_and_the_verdict(run_dir):
             assert j > i + 1, f"empty table after line {i}"
     w = doc["worst_case"]["attack"]
     lo, hi = doc["attacks"][w]["auc_interval"]
-    assert f"Worst-case attack: {w}, AUC {doc['attacks'][w]['auc']:.3f} [{lo:.3f}, {hi:.3f}]" in md
+    # values are escaped in Markdown (brackets would otherwise start a link)
+    assert escape(f"Worst-case attack: {w}, AUC {doc['attacks'][w]['auc']:.3f} [{lo:.3f}, {hi:.3f}]") in md
     for png in ("roc.png", "distributions.png", "tradeoff.png"):
         assert f"]({png})" in md and (run_dir / png).is_file()
-    assert doc["defense_comparison"]["recommendation"]["verdict"] in md
+    assert escape(doc["defense_comparison"]["recommendation"]["verdict"]) in md
 
 
 # -- HTML, parsed ---------------------------------------------------------------------------------------
@@ -372,9 +376,10 @@ def test_report_in_headless_chromium(run_dir):
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
 
 
-def _render(doc: dict, tmp_path: Path) -> str:
+def _render(doc: dict, tmp_path: Path, run_dir: Path) -> str:
+    """The Markdown report of ``doc``, rendered in a copy of the complete run directory."""
     d = tmp_path / "r"
-    d.mkdir(exist_ok=True)
+    shutil.copytree(run_dir, d, dirs_exist_ok=True)
     (d / "results.json").write_text(json.dumps(doc))
     render_report(d)
     return (d / "report.md").read_text()
@@ -384,10 +389,10 @@ def test_verdict_says_leak_only_when_some_interval_excludes_chance(run_dir, tmp_
     doc = load(run_dir)
     for m in doc["attacks"].values():
         m["auc_interval"] = [min(m["auc_interval"][0], 0.49), m["auc_interval"][1]]
-    md = _render(doc, tmp_path)
+    md = _render(doc, tmp_path, run_dir)
     assert "No attack is distinguishable from chance" in md and "leaks measurably" not in md
     doc["attacks"]["loss"]["auc_interval"][0] = 0.51  # one attack above chance, not the worst case
-    md = _render(doc, tmp_path)
+    md = _render(doc, tmp_path, run_dir)
     assert "Membership leaks measurably: loss tell" in md and "No attack is distinguishable" not in md
 
 
@@ -396,7 +401,7 @@ def test_lowest_fpr_target_is_used_whatever_their_order(run_dir, tmp_path):
     for m in doc["attacks"].values():
         m["tpr_at_fpr"] = m["tpr_at_fpr"][::-1]
     doc["config"]["fpr_targets"] = doc["config"]["fpr_targets"][::-1]
-    md = _render(doc, tmp_path)
+    md = _render(doc, tmp_path, run_dir)
     limits = md[md.index("## What this audit does not show"):]
     assert "TPR at 0.1% FPR needs at least 1,000 non-members (resolved here: no)" in limits
 

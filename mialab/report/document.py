@@ -191,7 +191,9 @@ def _verdict(d: _Doc) -> Section:
     else:
         judgement = ["No attack is distinguishable from chance at this sample size (every attack's "] + level[1:] + [
             " includes an AUC of ", Static("0.5"), "). That is not proof of privacy: see what this audit does not show."]
-    blocks: list[Any] = [Para(parts, cls="verdict"), Para(judgement)]
+    blocks: list[Any] = [Para(["Warning: ", d.n("text", "warnings", i)], cls="warning")
+                         for i in range(len(doc.get("warnings") or ()))]
+    blocks += [Para(parts, cls="verdict"), Para(judgement)]
     first = ["The worst case is the highest AUC of ", d.n("int", "worst_case", "selected_among"),
              " attacks, picked after seeing the evaluated records, so it is biased upward; its interval "
              "does not account for that choice."]

@@ -20,6 +20,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:12.5px}th,td{border:1px so
 text-align:left;vertical-align:top}th{background:#f3f5f7}caption{text-align:left;font-weight:600;padding:4px 0}
 td .n{font-variant-numeric:tabular-nums}p.verdict{font-size:16px;font-weight:600;background:#fff8e6;
 border-left:4px solid #e3a008;padding:8px 12px}p.note{color:#57606a;font-size:12.5px}
+p.warning{background:#ffebe9;border-left:4px solid #cf222e;padding:8px 12px}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto}figcaption{color:#57606a;font-size:12.5px}
 nav a{margin-right:12px}.sub{color:#57606a}
 @media print{body{max-width:none;padding:0;font-size:11px}nav{display:none}table,figure,p.verdict{

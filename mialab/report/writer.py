@@ -1,48 +1,105 @@
 """Write a run directory: everything :meth:`AuditResults.save` writes, plus plots, the report
-page and its Markdown twin; re-render a run directory's report without recomputing anything."""
+page and its Markdown twin; re-render a run directory's report without recomputing anything.
+
+A run directory is written whole or not at all (see :mod:`mialab.report.rundir`): it is built
+under a temporary sibling name, gets ``manifest.json`` last and is renamed into place.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mialab.report.html import render_html
 from mialab.report.markdown import render_markdown
 from mialab.report.plots import plot_distributions, plot_roc, plot_tradeoff
+from mialab.report.rundir import MANIFEST, check_complete, check_run_dir, finish_dir, staged_run_dir
+from mialab.report.schema import validate
 from mialab.report.tables import summary_table
 from mialab.results import AuditResults
 
-__all__ = ["write_run", "render_report"]
+if TYPE_CHECKING:
+    from mialab.comparison import DefenseComparison
+
+__all__ = ["write_run", "write_run_files", "render_report", "check_run_dir", "MANIFEST"]
 
 
-def write_run(results: AuditResults, out: str | Path) -> Path:
-    """Write config.json, split.json, results.json, scores.csv, target_outputs.npz,
-    shadow_membership.npz, roc.png, distributions.png (tradeoff.png with a defense comparison),
-    summary.txt, report.html and report.md into ``out``."""
-    out = results.save(out)
-    plot_roc(results, out / "roc.png")
-    plot_distributions(results, out / "distributions.png")
+def write_run(results: AuditResults, out: str | Path, *, overwrite: bool = False,
+              comparison: DefenseComparison | None = None) -> Path:
+    """Write the run directory ``out``: config.json, split.json, results.json, scores.csv,
+    target_outputs.npz, shadow_membership.npz (reference_membership.npz with reference models),
+    roc.png, distributions.png (tradeoff.png with a defense comparison), summary.txt,
+    report.html, report.md and, last, manifest.json. With ``comparison`` (the defense comparison
+    run against these results), also ``defenses/``: its comparison files and one sub-run per
+    candidate (``defenses/<name>/``, each a complete run directory).
+
+    Atomic: the directory appears complete or not at all. An existing non-empty ``out`` is
+    refused unless ``overwrite``, which replaces it as a whole once the new one is complete
+    (``ValueError`` otherwise; see :func:`check_run_dir`). Returns ``Path(out)``.
+    """
+    if not isinstance(results, AuditResults):
+        raise TypeError(f"results must be AuditResults, got {type(results).__name__}")
+    with staged_run_dir(out, overwrite=overwrite) as tmp:
+        if comparison is not None:
+            comparison.write_files(tmp / "defenses", report=False)
+        write_run_files(results, tmp)
+    return Path(out)
+
+
+def write_run_files(results: AuditResults, directory: Path) -> Path:
+    """Write every file of a run into the existing (temporary) ``directory``, the manifest last.
+    Not atomic on its own: :func:`write_run` (or a caller's :func:`staged_run_dir`) makes it so."""
+    doc = validate(results.to_dict())  # a writer bug fails here, not in a later `mialab report`
+    results.save(directory)
+    plot_roc(results, directory / "roc.png")
+    plot_distributions(results, directory / "distributions.png")
     if results.defense_comparison:
-        plot_tradeoff(results.defense_comparison["rows"], out / "tradeoff.png")
-    (out / "summary.txt").write_text(summary_table(results) + "\n")
-    render_report(out)
-    return out
+        plot_tradeoff(results.defense_comparison["rows"], directory / "tradeoff.png")
+    (directory / "summary.txt").write_text(summary_table(results) + "\n", encoding="utf-8")
+    _write_reports(directory, doc)
+    finish_dir(directory)
+    return directory
+
+
+def _write_reports(run_dir: Path, doc: dict[str, Any]) -> tuple[Path, Path]:
+    """Render both reports of a validated ``doc``; each file is replaced whole (written to a
+    temporary name, then renamed), so an interrupted re-render leaves the previous report."""
+    page, md = run_dir / "report.html", run_dir / "report.md"
+    html_text, md_text = render_html(doc), render_markdown(doc)  # both rendered before either is written
+    for path, text in ((page, html_text), (md, md_text)):
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return page, md
 
 
 def render_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """(Re)write ``report.html`` and ``report.md`` of a run directory from its ``results.json``
-    alone: nothing is trained, attacked or recomputed. Returns both paths."""
+    """(Re)write ``report.html`` and ``report.md`` of a complete run directory from its
+    ``results.json`` alone: nothing is trained, attacked or recomputed. Returns both paths.
+
+    Refused with a one-line error: a path that is not a run directory (``FileNotFoundError``),
+    an incomplete one (no ``manifest.json``: an interrupted run; or a file it lists missing), a
+    ``results.json`` that is not JSON or does not follow the schema
+    (:mod:`mialab.report.schema`; the message names the key path, expected and received).
+    """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run_dir must be a run directory; {run_dir} "
+                                + ("is a file" if run_dir.exists() else "does not exist"))
     path = run_dir / "results.json"
-    if not path.is_file():
+    if not path.is_file() and not (run_dir / MANIFEST).is_file():
         raise FileNotFoundError(f"run_dir must be a run directory holding results.json; {path} does not exist")
+    check_complete(run_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"run_dir {run_dir} holds no results.json, so no report (a defense comparison's "
+                                "directory without a report?)")
     try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(doc, dict) or "attacks" not in doc or "config" not in doc:
-        raise ValueError(f"{path} is not an audit's results.json (no 'attacks' / 'config' keys)")
-    page, md = run_dir / "report.html", run_dir / "report.md"
-    page.write_text(render_html(doc), encoding="utf-8")
-    md.write_text(render_markdown(doc), encoding="utf-8")
-    return page, md
+    return _write_reports(run_dir, validate(doc))
