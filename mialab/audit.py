@@ -37,10 +37,13 @@ __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "targe
 log = logging.getLogger("mialab")
 
 
-def _progress_bar(*, total: int, desc: str, iterable: Iterable[Any] | None = None):
+def _progress_bar(*, total: int, desc: str, iterable: Iterable[Any] | None = None, fractional: bool = False):
+    """A progress bar on stderr; ``fractional``: it advances by shares of a unit (models that
+    train epoch by epoch), shown to one decimal."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
+    fmt = "{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]" if fractional else None
+    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, bar_format=fmt)
 
 
 def _progress(iterable: Iterable[Any], *, total: int, desc: str, quiet: bool):
@@ -228,11 +231,11 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
             reference = np.sort(numpy_rng(derive_seed(seed, role, k, "reference")).choice(spare, n_ref, replace=False))
         jobs.append(Job(train_ids=ids, seed=derive_seed(seed, role, k, "train"), validation_ids=validation,
                         reference_ids=reference))
-    bar = None if quiet else _progress_bar(total=len(jobs), desc=f"{role} models")
+    bar = None if quiet else _progress_bar(total=len(jobs), desc=f"{role} models", fractional=True)
     try:
         models = train_jobs(dataset, jobs, model=model, model_params=model_params or {}, training=training,
                             defense=defense, test_ids=split.test, cache_dir=cache_dir, many=many, stats=stats,
-                            on_model=None if bar is None else (lambda k: bar.update(1)))
+                            on_progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()
@@ -346,37 +349,112 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
     return results, metrics
 
 
+#: the distributions whose versions can change a number an audit reports
+_VERSIONED = ("numpy", "scipy", "torch", "torchvision", "scikit-learn", "opacus", "skops", "matplotlib",
+              "tqdm", "threadpoolctl", "joblib")
+#: CPU features that change which kernels PyTorch and OpenBLAS run (so float rounding)
+_CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16",
+              "amx_tile", "amx_int8")
+
+
 def versions() -> dict[str, str]:
-    import sklearn
+    """mialab's, Python's and every library's version that enters a result (``"not installed"``
+    for an optional one that is absent), the platform and torch's thread count."""
+    from importlib import metadata
+
     import torch
 
     from mialab import __version__
 
-    return {"mialab": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "scikit-learn": sklearn.__version__,
-            "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
+    found = {"mialab": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["torch"] = torch.__version__  # the build tag (+cpu, +cu130) matters too
+    found.update(platform=platform.platform(), torch_threads=str(torch.get_num_threads()))
+    return found
 
 
 def hardware() -> dict[str, Any]:
-    """What the run ran on: CPU model, logical cores, torch threads, device."""
+    """What the run ran on: CPU model, its features that select kernels (``cpu_flags``),
+    PyTorch's CPU capability (the vector ISA its kernels were dispatched for: ``"AVX2"``,
+    ``"AVX512"``, ...), logical cores, torch threads, device. Two runs agree bit for bit only
+    where these and :func:`versions` agree (see README, "Reproducibility")."""
     import os
 
     import torch
 
-    cpu = platform.processor() or "unknown"
+    cpu, flags = platform.processor() or "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu in ("unknown", platform.processor()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"}
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # older torch builds
+        capability = "unknown"
+    return {"cpu": cpu, "cpu_flags": " ".join(f for f in _CPU_FLAGS if f in flags) or "none listed",
+            "torch_cpu_capability": capability,
+            "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"}
+
+
+def standardized(data: Dataset, split: AuditSplit) -> Dataset:
+    """``data`` with every feature column standardised by the mean and standard deviation of
+    the target's training records (``split.target_train`` and its ``validation`` slice) alone:
+    the deployed model's preprocessing, fitted as its owner would fit it. Every model of the
+    audit (target, shadows, references) and every attack sees these features. Tabular data only."""
+    import dataclasses
+
+    from mialab.data import standardize_features
+
+    if data.kind != "tabular":
+        raise ValueError(f"standardize=True is for tabular data, got {data.kind} data {data.name!r} "
+                         "(images are already scaled to [0, 1])")
+    fit = np.concatenate([split.target_train, split.validation])
+    return dataclasses.replace(data, X=standardize_features(data.X, fit),
+                               source=f"{data.source} (standardized on the target's training records)")
+
+
+#: a target that got less than this share of the way from the majority-class rate to a
+#: perfect fit of its own training data "barely learned": its audit says little
+NEAR_CHANCE = 0.25
+
+
+def learning_warning(train_accuracy: float, y_train: np.ndarray) -> str | None:
+    """A warning when the target barely learned its own training data, else ``None``.
+
+    Chance is the majority-class rate of ``y_train`` (what predicting the most frequent class
+    achieves); the target is near chance when ``(train_accuracy - chance) / (1 - chance)`` is
+    below :data:`NEAR_CHANCE`. Such a model memorises nothing, so a low attack AUC says nothing
+    about what a model that learned would leak. For tabular data with features of very
+    different scales, ``standardize=True`` often fixes it.
+
+    >>> learning_warning(0.458, np.array([0] * 40 + [1] * 35 + [2] * 25)) is not None
+    True
+    >>> learning_warning(0.95, np.array([0, 1] * 50)) is None
+    True
+    """
+    y_train = np.asarray(y_train)
+    chance = float(np.bincount(y_train).max() / y_train.size)
+    progress = (train_accuracy - chance) / (1.0 - chance) if chance < 1.0 else 1.0
+    if progress >= NEAR_CHANCE:
+        return None
+    return (f"the target barely learned its training data: train accuracy {train_accuracy:.3f} against "
+            f"{chance:.3f} for always predicting the most frequent class; its audit says little about a model "
+            "that learned (check the recipe: epochs, learning rate; for tabular features of different scales "
+            "use standardize=True / --standardize)")
 
 
 def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Sequence[str] | None = None,
           seed: int = 0, out: str | Path | None = None, *, config: AuditConfig | None = None,
-          quiet: bool = False, cache_dir: str | Path | None = None, **settings: Any) -> AuditResults:
+          quiet: bool = False, cache_dir: str | Path | None = None, overwrite: bool = False,
+          **settings: Any) -> AuditResults:
     """Run a whole membership-inference audit and return what it measured.
 
     Parameters
@@ -386,7 +464,11 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     model: architecture name (``"logreg"``, ``"mlp"``, ``"cnn"``).
     attacks: attack names; default :data:`mialab.config.DEFAULT_ATTACKS`.
     seed: the root seed; every other seed derives from it.
-    out: run directory to write config, split, scores, metrics and plots into (optional).
+    out: run directory to write config, split, scores, metrics, plots and the report into
+        (optional); written whole once the audit is done (see :func:`mialab.write_run`), and
+        checked before anything trains: an existing file, or a non-empty directory without
+        ``overwrite``, is refused at once.
+    overwrite: replace an existing run directory ``out`` as a whole (only once the new one is complete).
     config: a full :class:`AuditConfig`; the other arguments then must be left at their defaults.
     cache_dir: where trained models are stored and reused (see :mod:`mialab.fleet`): a second
         audit with the same settings trains nothing, an interrupted one resumes. ``None``: no cache.
@@ -398,13 +480,17 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     >>> res = mialab.audit("digits", attacks=["loss"], n_shadows=2, quiet=True)  # doctest: +SKIP
     >>> res.metrics["loss"].auc  # doctest: +SKIP
     """
+    if out is not None:  # a bad out fails now, not after the training
+        from mialab.report import check_run_dir
+
+        check_run_dir(out, overwrite=overwrite)
     custom_data = isinstance(dataset, Dataset)
     if custom_data and config is not None and config.dataset != dataset.name:
         config = config.replace(dataset=dataset.name)  # record what was really audited
     if config is None:
         name = dataset.name if custom_data else (dataset or "digits")
         config = AuditConfig(dataset=name, model=model, seed=seed,
-                             **({"attacks": tuple(attacks)} if attacks is not None else {}), **settings)
+                             **({"attacks": attacks} if attacks is not None else {}), **settings)
     elif settings or attacks is not None or model != "mlp" or seed != 0:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
     elif dataset is not None and not custom_data and dataset != config.dataset:
@@ -416,6 +502,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         config.dataset, root=config.data_root, download=config.download)
     defense = config.training_defense()
     split = audit_split(data, config, defense)
+    if config.standardize:
+        data = standardized(data, split)
     timings["data_and_split_s"] = time.perf_counter() - t0
     log.info("split: %s", split.sizes())
 
@@ -431,6 +519,11 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     timings["target_training_s"] = time.perf_counter() - t
     log.info("target %s: train accuracy %.3f, test accuracy %s (%.1f s)", config.model, target.train_accuracy,
              "n/a" if target.test_accuracy is None else f"{target.test_accuracy:.3f}", timings["target_training_s"])
+    warnings = []
+    near_chance = learning_warning(target.train_accuracy, data.y[split.target_train])
+    if near_chance is not None:
+        log.warning(near_chance)
+        warnings.append(near_chance)
 
     t = time.perf_counter()
     n_attacker_pool = config.n_attacker_pool
@@ -480,9 +573,10 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         timings=timings, versions=versions(), hardware=hardware(),
         reference_models=[r.summary() for r in reference_models],
         reference_membership=reference_membership,
-        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
+        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
+        warnings=warnings)
     if out is not None:
         from mialab.report import write_run
 
-        write_run(res, out)
+        write_run(res, out, overwrite=overwrite)
     return res

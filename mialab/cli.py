@@ -37,7 +37,11 @@ _FIELDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mialab import __version__
+
     parser = argparse.ArgumentParser(prog="mialab", description="Membership inference audits by measurement.")
+    parser.add_argument("--version", action="version", version=f"mialab {__version__}",
+                        help="print mialab's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="train a target and shadow models, attack, report",
                        description="Run a membership-inference audit. Flags override --config.")
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "comparison and the recommendation.")
     _add_audit_args(d)
     d.add_argument("--candidates", default="l2,dropout,label-smoothing,top-1,label-only-output",
-                   help="comma-separated presets (see `mialab list`)")
+                   help="comma-separated presets (see `mialab list`; default: %(default)s)")
     r = sub.add_parser("report", help="re-render report.html and report.md of a run directory",
                        description="Re-render a run directory's report.html and report.md from its results.json; "
                                    "nothing is trained or recomputed.")
@@ -58,81 +62,121 @@ def build_parser() -> argparse.ArgumentParser:
                                    "safely: PyTorch weights with weights_only=True, scikit-learn from .skops; "
                                    "pickle/joblib only with --trust-pickle.")
     src = m.add_mutually_exclusive_group(required=True)
-    src.add_argument("--weights", type=Path, help="PyTorch state dict (.pt) for --arch")
-    src.add_argument("--torchscript", type=Path, help="TorchScript module file")
-    src.add_argument("--sklearn", type=Path, help="scikit-learn estimator (.skops; .pkl/.joblib with --trust-pickle)")
-    m.add_argument("--arch", help="registry architecture of --weights (logreg, mlp, cnn); also trains the shadows")
-    m.add_argument("--width", type=int)
-    m.add_argument("--depth", type=int)
-    m.add_argument("--dropout", type=float)
-    m.add_argument("--trust-pickle", action="store_true", help="allow pickle/joblib model files (runs their code)")
-    m.add_argument("--data", type=Path, help=".npz with members_X/_y, nonmembers_X/_y [, population_X/_y]")
-    m.add_argument("--members", type=Path, help="CSV of known members (with --label-column)")
-    m.add_argument("--nonmembers", type=Path, help="CSV of known non-members")
-    m.add_argument("--population", type=Path, help="CSV of further records for shadow models")
-    m.add_argument("--label-column")
-    m.add_argument("--access", default="probabilities", choices=["label", "top_k", "probabilities", "logits"])
-    m.add_argument("--top-k", type=int)
+    src.add_argument("--weights", type=Path, help="PyTorch state dict (.pt) for --arch (one of --weights, --torchscript, --sklearn is required)")
+    src.add_argument("--torchscript", type=Path, help="TorchScript module file (one of --weights, --torchscript, --sklearn is required)")
+    src.add_argument("--sklearn", type=Path, help="scikit-learn estimator (.skops; .pkl/.joblib with --trust-pickle; one of --weights, "
+                          "--torchscript, --sklearn is required)")
+    m.add_argument("--arch", help="registry architecture of --weights (logreg, mlp, cnn); also trains the shadows "
+                                  "(default: none; required with --weights)")
+    m.add_argument("--width", type=int, help="hidden units of --arch (default: the architecture's, mlp 256, cnn 32)")
+    m.add_argument("--depth", type=int, help="hidden layers of an mlp --arch (default 2)")
+    m.add_argument("--dropout", type=float, help="dropout rate of --arch (default 0)")
+    m.add_argument("--trust-pickle", action="store_true",
+                   help="allow pickle/joblib model files (loading runs their code; default: refused)")
+    m.add_argument("--data", type=Path, help=".npz with members_X/_y, nonmembers_X/_y [, population_X/_y] "
+                                             "(required unless --members and --nonmembers CSV files are given)")
+    m.add_argument("--members", type=Path, help="CSV of known members (with --label-column; required unless --data)")
+    m.add_argument("--nonmembers", type=Path, help="CSV of known non-members (required with --members)")
+    m.add_argument("--population", type=Path,
+                   help="CSV of further records for shadow models (default: none; then only rule-based attacks run)")
+    m.add_argument("--label-column", help="label column of the --members/--nonmembers/--population CSV files (required with them)")
+    m.add_argument("--access", default="probabilities", choices=["label", "top_k", "probabilities", "logits"],
+                   help="what the model releases to the attacks (default: probabilities)")
+    m.add_argument("--top-k", type=int, help="k of --access top_k (required with it)")
     m.add_argument("--attacks", help="comma-separated attack names (default: all that fit the access level)")
-    m.add_argument("--shadows", type=int, default=8)
-    m.add_argument("--reference-models", type=int)
-    m.add_argument("--n-target-train", type=int, help="the target's training-set size (shadows mimic it)")
-    m.add_argument("--epochs", type=int)
-    m.add_argument("--batch-size", type=int)
-    m.add_argument("--lr", type=float)
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--bootstrap", type=int, default=1000)
+    m.add_argument("--shadows", type=int, default=8, help="shadow models trained like the target (default 8)")
+    m.add_argument("--reference-models", type=int,
+                   help="reference models of the online attacks; even (default: --shadows rounded up to even)")
+    m.add_argument("--n-target-train", type=int,
+                   help="the target's training-set size, which the shadows mimic (default: the number of members)")
+    m.add_argument("--epochs", type=int, help="shadow training epochs (default 30)")
+    m.add_argument("--batch-size", type=int, help="shadow training batch size (default 64)")
+    m.add_argument("--lr", type=float, help="shadow training learning rate (default 0.001)")
+    m.add_argument("--seed", type=int, default=0, help="root seed; every other seed derives from it (default 0)")
+    m.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for intervals (default 1000)")
     m.add_argument("--out", type=Path, help="run directory (default runs/own-model-seed<seed>)")
-    m.add_argument("--quiet", action="store_true")
-    m.add_argument("--cache-dir", type=Path)
-    m.add_argument("--no-cache", action="store_true")
+    m.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory --out as a whole, once the new one is complete "
+                        "(default: refuse a non-empty --out before anything trains)")
+    m.add_argument("--quiet", action="store_true", help="no progress bars or log lines, only warnings and errors (default: show progress)")
+    m.add_argument("--cache-dir", type=Path,
+                   help="where trained shadow models are kept and reused (default $MIALAB_CACHE_DIR, "
+                        "else ~/.cache/mialab)")
+    m.add_argument("--no-cache", action="store_true",
+                   help="train every model afresh and store nothing (default: cache)")
     sub.add_parser("list", help="list datasets, models, attacks and defenses")
+    c = sub.add_parser("cache", help="show or clear the cache of trained models",
+                       description="The cache keeps trained target, shadow and reference models so that a "
+                                   "second audit with the same settings trains nothing and an interrupted "
+                                   "one resumes. Datasets are not kept there.")
+    c.add_argument("action", choices=["info", "clear"],
+                   help="info: where the cache is, its entries and size; clear: remove every entry")
+    c.add_argument("--cache-dir", type=Path,
+                   help="the cache directory (default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
     return parser
 
 
 def _add_audit_args(a: argparse.ArgumentParser) -> None:
-    a.add_argument("--config", type=Path, help="TOML file with AuditConfig settings")
+    a.add_argument("--config", type=Path, help="TOML file with AuditConfig settings; flags override it (default: none)")
     a.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10")
-    a.add_argument("--data-root", help="directory holding the dataset files")
+    a.add_argument("--data-root", help="directory holding the dataset files (default $MIALAB_DATA, else "
+                                       "~/.local/share/mialab/data, then the system copy where one is installed)")
     a.add_argument("--download", action="store_true", default=None,
-                   help="download missing files with torchvision (needs a network)")
-    a.add_argument("--csv", type=Path, help="audit a CSV file instead of a built-in dataset")
-    a.add_argument("--label-column", help="label column of --csv")
+                   help="download missing files with torchvision (needs a network; default: never download)")
+    a.add_argument("--csv", type=Path, help="audit a CSV file instead of a built-in dataset (default: none)")
+    a.add_argument("--label-column", help="label column of --csv (required with it)")
+    a.add_argument("--class-names", action="store_true",
+                   help="read --csv labels as class names, sorted as strings (default: labels must be integer "
+                        "class indices 0..k-1)")
+    a.add_argument("--standardize", action="store_true", default=None,
+                   help="tabular data: standardise each feature with the mean and std of the target's training "
+                        "records (default: features as given)")
     a.add_argument("--model", help="logreg, mlp (default), cnn")
-    a.add_argument("--width", type=int)
-    a.add_argument("--depth", type=int)
-    a.add_argument("--dropout", type=float)
-    a.add_argument("--epochs", type=int)
-    a.add_argument("--batch-size", type=int)
-    a.add_argument("--optimizer", choices=["adam", "sgd"])
-    a.add_argument("--lr", type=float)
-    a.add_argument("--weight-decay", type=float)
+    a.add_argument("--width", type=int, help="hidden units (default: the model's, mlp 256, cnn 32)")
+    a.add_argument("--depth", type=int, help="hidden layers of the mlp (default 2)")
+    a.add_argument("--dropout", type=float, help="dropout rate (default 0)")
+    a.add_argument("--epochs", type=int, help="training epochs of every model (default 30)")
+    a.add_argument("--batch-size", type=int, help="training batch size (default 64)")
+    a.add_argument("--optimizer", choices=["adam", "sgd"], help="optimizer (default adam)")
+    a.add_argument("--lr", type=float, help="learning rate (default 0.001)")
+    a.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
     a.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="early stopping patience in epochs (needs --n-validation)")
-    a.add_argument("--attacks", help="comma-separated attack names (see `mialab list`)")
+                   help="early stopping patience in epochs (needs --n-validation; default: no early stopping)")
+    a.add_argument("--attacks", help="comma-separated attack names (see `mialab list`; default threshold, loss, "
+                                     "entropy, modified-entropy, shadow, label-only, lira-offline, rmia-offline)")
     a.add_argument("--shadows", type=int, help="number of shadow models (default 8)")
     a.add_argument("--n-attacker-pool", type=int,
                    help="pool records the shadows draw from (default: 2 x target training size)")
-    a.add_argument("--n-target-train", type=int)
-    a.add_argument("--member-fraction", type=float)
-    a.add_argument("--n-test", type=int)
-    a.add_argument("--n-validation", type=int)
-    a.add_argument("--seed", type=int)
+    a.add_argument("--n-target-train", type=int,
+                   help="records the target trains on (default: a third of the dataset, at most 10,000)")
+    a.add_argument("--member-fraction", type=float,
+                   help="fraction of the target's training records evaluated as known members (default 0.2)")
+    a.add_argument("--n-test", type=int,
+                   help="held-out records for test accuracy (default: a tenth of the dataset, at least the members, "
+                        "at most 10,000)")
+    a.add_argument("--n-validation", type=int,
+                   help="records of the target's training data held out for early stopping (default 0)")
+    a.add_argument("--seed", type=int, help="root seed; every other seed derives from it (default 0)")
     a.add_argument("--bootstrap", type=int, help="bootstrap replicates for intervals (default 1000)")
     a.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<model>-seed<seed>)")
-    a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    a.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory --out as a whole, once the new one is complete "
+                        "(default: refuse a non-empty --out before anything trains)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars or log lines, only warnings and errors (default: show progress)")
     a.add_argument("--reference-models", type=int,
-                   help="reference models of the online attacks (lira-online, rmia-online); even")
+                   help="reference models of the online attacks (lira-online, rmia-online); even "
+                        "(default: --shadows rounded up to even)")
     a.add_argument("--cache-dir", type=Path,
                    help="where trained models are kept and reused; an interrupted audit resumes from it "
                         "(default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
-    a.add_argument("--no-cache", action="store_true", help="train every model afresh and store nothing")
+    a.add_argument("--no-cache", action="store_true", help="train every model afresh and store nothing (default: cache)")
     a.add_argument("--defenses", help="defense presets to re-attack and compare in the report (default for "
                                       f"`audit`: {','.join(_report_defenses())}; see `mialab list`)")
-    a.add_argument("--no-defenses", action="store_true", help="audit only; compare no defenses")
+    a.add_argument("--no-defenses", action="store_true", help="audit only; compare no defenses (default: compare)")
     a.add_argument("--max-utility-drop", type=float, default=0.05,
                    help="recommendations: largest acceptable drop in test accuracy (fraction, default 0.05)")
-    a.add_argument("--target-auc", type=float, help="recommendations: largest acceptable worst-case attack AUC")
+    a.add_argument("--target-auc", type=float,
+                   help="recommendations: largest acceptable worst-case attack AUC (default: none, the lowest wins)")
 
 
 def _report_defenses() -> tuple[str, ...]:
@@ -157,6 +201,8 @@ def config_from_args(args: argparse.Namespace):
             base[target] = value
     if args.download:
         base["download"] = True
+    if args.standardize:
+        base["standardize"] = True
     if args.attacks is not None:
         base["attacks"] = [a.strip() for a in args.attacks.split(",") if a.strip()]
     if args.csv is not None:
@@ -167,7 +213,7 @@ def config_from_args(args: argparse.Namespace):
 def cache_dir_from_args(args: argparse.Namespace) -> Path | None:
     """``--cache-dir``, else ``$MIALAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/mialab`` (``~/.cache``);
     ``None`` with ``--no-cache``."""
-    if args.no_cache:
+    if getattr(args, "no_cache", False):
         return None
     if args.cache_dir is not None:
         return args.cache_dir
@@ -189,11 +235,12 @@ def _cmd_defend(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) -> int:
     """The audit, then (unless ``candidates`` is None) the defense comparison against it, then
-    the run directory with the report. Candidates run under ``<out>/defenses/<name>/``."""
+    the run directory with the report. Candidates are written under ``<out>/defenses/<name>/``;
+    the whole directory appears only once complete (nothing is written before the end)."""
     from mialab.audit import audit
     from mialab.comparison import compare_defenses
     from mialab.data import from_csv
-    from mialab.report import summary_table, write_run
+    from mialab.report import check_run_dir, summary_table, write_run
 
     if (args.csv is None) != (args.label_column is None):
         raise ValueError("--csv and --label-column go together: give both or neither")
@@ -216,17 +263,19 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
         if "label-only" not in config.attacks:  # a comparison always includes it (masks hide scores, not labels)
             config = config.replace(attacks=config.attacks + ("label-only",))
     out = args.out or Path("runs") / f"{config.dataset}-{config.model}-seed{config.seed}"
-    data = from_csv(args.csv, label_column=args.label_column) if args.csv is not None else config.dataset
+    check_run_dir(out, overwrite=args.overwrite, name="--out")  # now, not after the training
+    data = from_csv(args.csv, label_column=args.label_column, class_names=args.class_names) \
+        if args.csv is not None else config.dataset
     cache = cache_dir_from_args(args)
     results = audit(data, config=config, quiet=args.quiet, cache_dir=cache)
     if names:
         comparison = compare_defenses(names, config=_ran_config(results, config), baseline=results,
-                                      data=data if args.csv is not None else None, out=Path(out) / "defenses",
+                                      data=data if args.csv is not None else None,
                                       quiet=args.quiet, cache_dir=cache)
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
                                                         target_auc=args.target_auc)
         results.timings["defense_comparison_s"] = comparison.wall_time_s
-    write_run(results, out)
+    write_run(results, out, overwrite=args.overwrite, comparison=comparison if names else None)
     print(summary_table(results))
     if names:
         print("\n" + comparison.table())
@@ -251,8 +300,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_audit_model(args: argparse.Namespace) -> int:
     from mialab.model_files import load_records, load_sklearn, load_torch_weights, load_torchscript
     from mialab.own_model import audit_model
-    from mialab.report import summary_table
+    from mialab.report import check_run_dir, summary_table, write_run
     from mialab.training import TrainConfig
+
+    out = args.out or Path("runs") / f"own-model-seed{args.seed}"
+    check_run_dir(out, overwrite=args.overwrite, name="--out")  # before loading or training anything
 
     records = load_records(args.data, members=args.members, nonmembers=args.nonmembers,
                            population=args.population, label_column=args.label_column)
@@ -277,17 +329,38 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
         model = load_sklearn(args.sklearn, trust_pickle=args.trust_pickle)
     recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
               if v is not None}
-    out = args.out or Path("runs") / f"own-model-seed{args.seed}"
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
     results = audit_model(model, records["members"], records["nonmembers"], population=records["population"],
                           access=args.access, top_k=args.top_k, attacks=attacks, model_factory=factory,
                           model_params=params, training=TrainConfig(**recipe), n_shadows=args.shadows,
                           n_reference_models=args.reference_models, n_target_train=args.n_target_train,
-                          n_classes=n_classes, seed=args.seed, n_bootstrap=args.bootstrap, out=out,
+                          n_classes=n_classes, seed=args.seed, n_bootstrap=args.bootstrap,
                           quiet=args.quiet, cache_dir=cache_dir_from_args(args))
+    write_run(results, out, overwrite=args.overwrite)
     print(summary_table(results))
     print(f"\nrun directory: {out}")
     return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from mialab.training.cache import ModelCache
+
+    cache = ModelCache(cache_dir_from_args(args))
+    if args.action == "info":
+        u = cache.usage()
+        print(f"cache: {u['path']}\nentries: {u['entries']}\nsize: {_size(u['bytes'])}")
+    else:
+        u = cache.clear()
+        print(f"removed {u['entries']} entries ({_size(u['bytes'])}) from {u['path']}")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -307,6 +380,40 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressBarHandler(logging.Handler):
+    """Writes log lines through tqdm, which clears the progress bars, prints the line and
+    redraws them: a line is never glued onto a bar's leftover text."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
+def _log_through_progress_bars() -> None:
+    """Like ``logging.basicConfig(level=INFO)``: only when the root logger has no handler yet
+    (an application or test harness that configured logging keeps its own)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _ProgressBarHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupt left behind, for the one line ``main`` prints."""
+    if args.command not in ("audit", "defend", "audit-model"):
+        return ""
+    cache = cache_dir_from_args(args)
+    kept = (f"; models trained so far stay in the cache {cache} and the same command resumes from them"
+            if cache is not None else "")
+    return kept + "; a run directory is only ever written complete, so none was left half-written"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = getattr(args, "quiet", False)
@@ -314,13 +421,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if quiet:  # progress bars are off (quiet=True below); only warnings and errors are logged
         log.setLevel(logging.WARNING)
     else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+        _log_through_progress_bars()
     try:
         return {"audit": _cmd_audit, "defend": _cmd_defend, "audit-model": _cmd_audit_model,
-                "report": _cmd_report, "list": _cmd_list}[args.command](args)
+                "report": _cmd_report, "list": _cmd_list, "cache": _cmd_cache}[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError, ImportError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; 130 = 128 + SIGINT, as shells report it
+        print(f"mialab {args.command}: interrupted{_interrupted(args)}", file=sys.stderr)
+        return 130
     finally:
         log.setLevel(level)
 

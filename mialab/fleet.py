@@ -91,12 +91,15 @@ def _plain(defense: TrainingDefense, training: TrainConfig) -> bool:
 
 def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_params: Mapping[str, Any],
                training: TrainConfig, defense: TrainingDefense | None, test_ids: np.ndarray | None,
-               cache_dir: str | Path | None = None, on_model: Callable[[int], None] | None = None,
+               cache_dir: str | Path | None = None, on_progress: Callable[[float], None] | None = None,
                on_epoch: Callable[[int], None] | None = None, many: bool = True,
                stats: dict[str, int] | None = None) -> list[TrainedModel]:
     """Train (or load from ``cache_dir``) one model per job, in job order.
 
-    ``on_model(k)`` is called as each model is ready (loaded or trained: progress);
+    ``on_progress(amount)`` reports progress in models: 1 for each model the moment it is loaded
+    from the cache, and while models train, a share of a model per finished epoch (a stacked
+    group of g models reports g / epochs per epoch), topped up to exactly 1 per model when it is
+    done; so a progress bar over the jobs advances smoothly and its time estimate holds.
     ``on_epoch`` reaches single-model training only (the target's progress bar). ``many=False``
     trains one at a time even when the stacked trainer could. ``stats`` (a dict) receives
     ``trained`` / ``loaded`` counts.
@@ -113,7 +116,25 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     else:
         keys = [f"{i:064x}" for i in range(len(jobs))]
 
-    def one(job: Job) -> TrainedModel:
+    reported = [0.0] * len(jobs)  # progress reported per job, in models
+
+    def advance(i: int, amount: float) -> None:
+        amount = min(amount, 1.0 - reported[i])  # early stopping ends a model before its last epoch
+        if on_progress is not None and amount > 0:
+            reported[i] += amount
+            on_progress(amount)
+
+    def finish(i: int) -> None:
+        advance(i, 1.0 - reported[i])
+
+    def epochs_of(i: int) -> Callable[[int], None]:
+        def epoch(_: int) -> None:
+            advance(i, 1.0 / recipe.epochs)
+            if on_epoch is not None:
+                on_epoch(_)
+        return epoch
+
+    def one(job: Job, i: int) -> TrainedModel:
         validation = None if job.validation_ids is None else \
             (dataset.X[job.validation_ids], dataset.y[job.validation_ids])
         reference = None if job.reference_ids is None else \
@@ -121,7 +142,7 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
 
         def train(Xs: np.ndarray, ys: np.ndarray, **hooks: Any) -> TrainedModel:
             return train_model(fn, Xs, ys, config=recipe, seed=job.seed, validation=validation, test=test,
-                               on_epoch=on_epoch, **hooks)
+                               on_epoch=epochs_of(i), **hooks)
 
         X, y = dataset.X[job.train_ids], dataset.y[job.train_ids]
         if defense.needs_reference:
@@ -136,13 +157,13 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     def train_missing(indices: list[int]) -> Iterator[tuple[int, TrainedModel]]:
         if not stacked:
             for i in indices:
-                yield i, one(jobs[i])
+                yield i, one(jobs[i], i)
             return
         # groups of models trained together; each group's models are saved as it finishes
         step = _group_size(fn, dataset, recipe)
         if step < 2:  # stacking would not pay (e.g. the CNN on a CPU): one at a time
             for i in indices:
-                yield i, one(jobs[i])
+                yield i, one(jobs[i], i)
             return
         # groups are fixed by job position, not by what is missing, so a resumed run trains
         # exactly the groups an uninterrupted one would (stacked results depend on the group
@@ -155,23 +176,25 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
             member = np.zeros((len(group), dataset.n_records), dtype=bool)
             for row, i in enumerate(group):
                 member[row, jobs[i].train_ids] = True
+            todo = [i for i in group if i in missing]  # the group's cached models were reported as loaded
+
+            def group_epoch(_: int, todo: list[int] = todo) -> None:
+                for i in todo:
+                    advance(i, 1.0 / recipe.epochs)
+
             trained = train_many(fn, dataset.X, dataset.y, member, config=recipe,
-                                 seeds=[jobs[i].seed for i in group], test=test, group_size=len(group))
+                                 seeds=[jobs[i].seed for i in group], test=test, group_size=len(group),
+                                 on_epoch=group_epoch)
             for i, tm in zip(group, trained):
                 if i in missing:
                     yield i, tm
 
     def reporting(indices: list[int]) -> Iterator[tuple[int, TrainedModel]]:
         for i, tm in train_missing(indices):
-            if on_model is not None:
-                on_model(i)
+            finish(i)
             yield i, tm
 
-    models, loaded = cached_train(keys, reporting, fn, cache)
-    if on_model is not None:
-        for i, was_loaded in enumerate(loaded):
-            if was_loaded:
-                on_model(i)
+    models, loaded = cached_train(keys, reporting, fn, cache, on_loaded=finish)
     if stats is not None:
         stats["loaded"] = stats.get("loaded", 0) + sum(loaded)
         stats["trained"] = stats.get("trained", 0) + len(loaded) - sum(loaded)

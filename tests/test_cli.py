@@ -105,7 +105,7 @@ def test_cli_audits_a_csv_file(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["audit", "--csv", str(path), "--label-column", "digit", "--attacks", "loss",
                  "--shadows", "2", "--epochs", "2", "--bootstrap", "50", "--out", str(out), "--quiet",
-                 "--defenses", "top-1"]) == 0
+                 "--defenses", "top-1", "--class-names"]) == 0
     data = json.loads((out / "results.json").read_text())
     assert [r["candidate"] for r in data["defense_comparison"]["rows"]] == ["none", "top-1"]
     assert data["dataset"]["name"] == "digits" and data["dataset"]["n_classes"] == 10
@@ -119,7 +119,9 @@ def test_cli_defend_compares_and_recommends(tmp_path, capsys):
                "--bootstrap", "50", "--out", str(out), "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "worst attack" in printed and ("Recommended" in printed or "No candidate" in printed)
+    verdict = json.loads((out / "results.json").read_text())["defense_comparison"]["recommendation"]["verdict"]
+    assert "worst attack" in printed and verdict in printed
+    assert verdict.startswith(("Recommended", "No candidate", "Inconclusive"))
     data = json.loads((out / "defenses" / "comparison.json").read_text())
     assert [r["candidate"] for r in data["rows"]] == ["none", "l2", "top-1"]
     assert json.loads((out / "results.json").read_text())["defense_comparison"]["rows"] == data["rows"]

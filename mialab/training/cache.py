@@ -226,6 +226,33 @@ class ModelCache:
             raise ValueError(f"key must be a 64-character lowercase hex string from cache_key, got {key!r}")
         return self.root / key
 
+    # -- the whole cache
+
+    def entries(self) -> list[Path]:
+        """The entry directories under ``root`` (named by a 64-hex key), sorted; anything else
+        in ``root`` (a user's own files, a data directory) is not the cache's and never listed."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and _KEY_RE.fullmatch(p.name))
+
+    def usage(self) -> dict[str, Any]:
+        """``{"path", "entries", "bytes"}``: where the cache is, how many models and arrays'
+        entries it holds and their size on disk (temp files of killed runs included)."""
+        entries = self.entries()
+        size = sum(f.stat().st_size for d in entries for f in d.rglob("*") if f.is_file())
+        return {"path": str(self.root), "entries": len(entries), "bytes": int(size)}
+
+    def clear(self) -> dict[str, Any]:
+        """Remove every entry (models trained before are trained again when next needed) and
+        return what was removed, as :meth:`usage` counted it. Files in ``root`` that are not
+        entries are left alone."""
+        import shutil
+
+        before = self.usage()
+        for d in self.entries():
+            shutil.rmtree(d)
+        return before
+
     # -- reading
 
     def _read_json(self, path: Path, key: str) -> dict[str, Any]:
@@ -399,6 +426,8 @@ def cached_train(
     train_missing: Callable[[list[int]], Iterable[tuple[int, TrainedModel]]],
     model_fn: Callable[[], nn.Module],
     cache: ModelCache | None,
+    *,
+    on_loaded: Callable[[int], None] | None = None,
 ) -> tuple[list[TrainedModel], list[bool]]:
     """Train (or load) one model per key; returns ``(models, from_cache)`` in ``keys`` order.
 
@@ -407,7 +436,8 @@ def cached_train(
     positions are passed once to ``train_missing(indices)``, which yields ``(index, model)``
     pairs in any order, one at a time if it likes; each is saved the moment it arrives, so if
     training stops part-way (an exception, a kill) a rerun trains only what is still missing.
-    ``from_cache[i]`` says whether model ``i`` was loaded. With ``cache=None`` everything is
+    ``from_cache[i]`` says whether model ``i`` was loaded, and ``on_loaded(i)`` (if given) is
+    called the moment it is, so progress counts each model as it arrives. With ``cache=None`` everything is
     trained and nothing is stored. Keys must be distinct: equal keys mean the key parts miss
     what tells two models apart.
 
@@ -425,6 +455,8 @@ def cached_train(
             loaded = cache.load(key, model_fn, require=_SUMMARY_FIELDS)
             if loaded is not None:
                 models[i], from_cache[i] = _from_meta(*loaded), True
+                if on_loaded is not None:
+                    on_loaded(i)
     todo = [i for i, m in enumerate(models) if m is None]
     if todo:
         pending = set(todo)

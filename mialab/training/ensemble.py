@@ -138,6 +138,7 @@ def train_many(
     backend: str = "auto",
     group_size: int | None = None,
     on_model: OnModel | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> list[TrainedModel]:
     """Train K models, model k on the rows ``membership[k]`` of ``(X, y)`` with seed ``seeds[k]``.
 
@@ -154,7 +155,10 @@ def train_many(
     ``backend``: ``"auto"``, ``"bmm"``, ``"vmap"`` or ``"loop"`` (see the module docstring);
     an explicit stacked backend that cannot reproduce the model or recipe raises ``ValueError``
     saying why. ``group_size``: models stacked at once (default :func:`auto_group_size`).
-    ``on_model(k, trained)`` is called as soon as model k is done (e.g. to save it).
+    ``on_model(k, trained)`` is called as soon as model k is done (e.g. to save it);
+    ``on_epoch(n_models)`` after every finished epoch, with the number of models that epoch
+    trained (a whole stacked group at once, one on the loop): progress that advances while a
+    group trains instead of jumping when it ends.
 
     Returns one :class:`~mialab.training.TrainedModel` per membership row, in row order: an
     eval-mode model built by ``model_fn`` holding the trained weights, its train accuracy (on
@@ -181,6 +185,8 @@ def train_many(
     group_size = _check_group_size(group_size)
     if on_model is not None and not callable(on_model):
         raise TypeError(f"on_model must be callable (k, trained) or None, got {type(on_model).__name__}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be callable (n_models) or None, got {type(on_epoch).__name__}")
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim < 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X/y: need X (n, *input_shape) and y (n,); X has {X.shape[0] if X.ndim else 0} rows "
@@ -215,7 +221,8 @@ def train_many(
         for k in range(K):
             idx = np.flatnonzero(member[k])
             done(k, train_model(model_fn, X[idx], y[idx], config=config, seed=seed_list[k],
-                                validation=validation, test=test))
+                                validation=validation, test=test,
+                                on_epoch=None if on_epoch is None else (lambda _: on_epoch(1))))
         return results  # type: ignore[return-value]
 
     member = member[:, used]  # columns now index the rows of Xt
@@ -223,14 +230,15 @@ def train_many(
     for start in range(0, K, size):
         ks = list(range(start, min(K, start + size)))
         for k, tm in zip(ks, _train_group(chosen, model_fn, Xt, yt, member[ks], [seed_list[k] for k in ks],
-                                          config, probe, tst, ks)):
+                                          config, probe, tst, ks, on_epoch)):
             done(k, tm)
     return results  # type: ignore[return-value]
 
 
 def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, member: np.ndarray,
                  seeds: list[int], config: TrainConfig, probe: Probe,
-                 tst: tuple[torch.Tensor, torch.Tensor] | None, ids: list[int]) -> list[TrainedModel]:
+                 tst: tuple[torch.Tensor, torch.Tensor] | None, ids: list[int],
+                 on_epoch: Callable[[int], None] | None = None) -> list[TrainedModel]:
     """Train one group of K models (membership rows ``ids``) as one stacked computation."""
     start = time.perf_counter()
     K, bs = len(seeds), config.batch_size
@@ -281,6 +289,8 @@ def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, mem
                     f"lower the learning rate (lr={config.lr})")
             loss.sum().backward()  # model k's parameters only see model k's loss: per-model gradients
             opt.step(active)
+        if on_epoch is not None:
+            on_epoch(K)
     prog.write_back(models)
     out = []
     for k, model in enumerate(models):
