@@ -92,18 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, help="shadow training epochs (default 30)")
     m.add_argument("--batch-size", type=int, help="shadow training batch size (default 64)")
     m.add_argument("--lr", type=float, help="shadow training learning rate (default 0.001)")
-    m.add_argument("--seed", type=int, default=0, help="root seed; every other seed derives from it (default 0)")
-    m.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for intervals (default 1000)")
-    m.add_argument("--out", type=Path, help="run directory (default runs/own-model-seed<seed>)")
-    m.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run directory --out as a whole, once the new one is complete "
-                        "(default: refuse a non-empty --out before anything trains)")
-    m.add_argument("--quiet", action="store_true", help="no progress bars or log lines, only warnings and errors (default: show progress)")
-    m.add_argument("--cache-dir", type=Path,
-                   help="where trained shadow models are kept and reused (default $MIALAB_CACHE_DIR, "
-                        "else ~/.cache/mialab)")
-    m.add_argument("--no-cache", action="store_true",
-                   help="train every model afresh and store nothing (default: cache)")
+    _add_run_args(m, out="runs/own-model-seed<seed>", defaults=True)
     sub.add_parser("list", help="list datasets, models, attacks and defenses")
     c = sub.add_parser("cache", help="show or clear the cache of trained models",
                        description="The cache keeps trained target, shadow and reference models so that a "
@@ -114,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", type=Path,
                    help="the cache directory (default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
     return parser
+
+
+def _add_run_args(p: argparse.ArgumentParser, *, out: str, defaults: bool) -> None:
+    """Options every command that runs an audit takes. ``defaults=False`` leaves ``--seed`` and
+    ``--bootstrap`` unset when not given, so they override a --config file only when given."""
+    p.add_argument("--seed", type=int, default=0 if defaults else None,
+                   help="root seed; every other seed derives from it (default 0)")
+    p.add_argument("--bootstrap", type=int, default=1000 if defaults else None,
+                   help="bootstrap replicates for intervals (default 1000)")
+    p.add_argument("--out", type=Path, help=f"run directory (default {out})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory --out as a whole, once the new one is complete "
+                        "(default: refuse a non-empty --out before anything trains)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or log lines, only warnings and errors (default: show progress)")
+    p.add_argument("--cache-dir", type=Path,
+                   help="where trained models are kept and reused; an interrupted run resumes from it "
+                        "(default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="train every model afresh and store nothing (default: cache)")
 
 
 def _add_audit_args(a: argparse.ArgumentParser) -> None:
@@ -156,20 +165,10 @@ def _add_audit_args(a: argparse.ArgumentParser) -> None:
                         "at most 10,000)")
     a.add_argument("--n-validation", type=int,
                    help="records of the target's training data held out for early stopping (default 0)")
-    a.add_argument("--seed", type=int, help="root seed; every other seed derives from it (default 0)")
-    a.add_argument("--bootstrap", type=int, help="bootstrap replicates for intervals (default 1000)")
-    a.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<model>-seed<seed>)")
-    a.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run directory --out as a whole, once the new one is complete "
-                        "(default: refuse a non-empty --out before anything trains)")
-    a.add_argument("--quiet", action="store_true", help="no progress bars or log lines, only warnings and errors (default: show progress)")
+    _add_run_args(a, out="runs/<dataset>-<model>-seed<seed>", defaults=False)
     a.add_argument("--reference-models", type=int,
                    help="reference models of the online attacks (lira-online, rmia-online); even "
                         "(default: --shadows rounded up to even)")
-    a.add_argument("--cache-dir", type=Path,
-                   help="where trained models are kept and reused; an interrupted audit resumes from it "
-                        "(default $MIALAB_CACHE_DIR, else ~/.cache/mialab)")
-    a.add_argument("--no-cache", action="store_true", help="train every model afresh and store nothing (default: cache)")
     a.add_argument("--defenses", help="defense presets to re-attack and compare in the report (default for "
                                       f"`audit`: {','.join(_report_defenses())}; see `mialab list`)")
     a.add_argument("--no-defenses", action="store_true", help="audit only; compare no defenses (default: compare)")
