@@ -115,13 +115,11 @@ def lira_per_record(query: Callable, X: np.ndarray, y: np.ndarray, ids: np.ndarr
 
 
 # -- label-only -----------------------------------------------------------------------------------
-def label_only_setup(ids: np.ndarray) -> tuple:
-    """The default attack's parameters and the per-(level, record) seeds its ``observe`` draws."""
+def label_only_setup(X: np.ndarray) -> tuple:
+    """The default attack's parameters and the per-(level, record) seeds its ``observe`` draws
+    (keyed by each record's feature values, see ``LabelOnlyAttack.query_seeds``)."""
     attack = make_attack("label-only")
-    base = derive_seed(attack.random_state, "label-only")
-    seeds = [np.array([derive_seed(base, li, int(r)) for r in ids], dtype=np.int64)
-             for li in range(len(attack.noise_levels))]
-    return attack, seeds
+    return attack, list(attack.query_seeds(X))
 
 
 def label_only_batched(query: Callable, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -129,7 +127,7 @@ def label_only_batched(query: Callable, X: np.ndarray, y: np.ndarray, ids: np.nd
 
 
 def label_only_per_perturbation(query: Callable, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    attack, seeds = label_only_setup(ids)
+    attack, seeds = label_only_setup(X)
     columns = []
     for li, level in enumerate(attack.noise_levels):
         copies = perturb(X, n_queries=attack.n_queries, noise=level, max_shift=attack.max_shift,
@@ -140,7 +138,7 @@ def label_only_per_perturbation(query: Callable, X: np.ndarray, y: np.ndarray, i
 
 
 def label_only_per_record(query: Callable, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    attack, seeds = label_only_setup(ids)
+    attack, seeds = label_only_setup(X)
     out = []
     for i in range(X.shape[0]):
         parts = []

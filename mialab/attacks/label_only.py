@@ -4,12 +4,16 @@ The attacker sees predicted labels only. Each record is queried as itself and as
 ``n_queries`` perturbed copies per noise level (Gaussian noise for tabular data; random shifts
 by up to ``max_shift`` pixels, optional horizontal flips and noise for images). The score is the
 fraction of the original and one level's copies whose predicted label equals the true label: a
-model tends to stay right around its training points. How much noise separates members best
+model tends to stay right around its training points. A record's copies are drawn from a seed
+derived from ``random_state`` and the record's feature values, so every model is asked the same
+copies and renumbering the records changes nothing. How much noise separates members best
 depends on the model, so, as in the paper, the level is tuned on the shadow models (the one with
 the largest AUC), and the threshold is calibrated on them too.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -18,9 +22,28 @@ from mialab.metrics import roc_auc
 from mialab.seeding import derive_seed
 from mialab.types import LabelQueries
 
-__all__ = ["LabelOnlyAttack", "perturb"]
+__all__ = ["LabelOnlyAttack", "perturb", "record_digests"]
 
 _CHUNK_ELEMENTS = 1 << 22  # floats per query chunk (~16 MB): keeps the batch cache-friendly
+
+
+def record_digests(X: np.ndarray) -> list[str]:
+    """One SHA-256 digest (hex, 16 characters) per record of ``X`` ``(n, ...)``, of its feature
+    values: equal values give equal digests whatever the dtype (float64) or the sign of a zero.
+
+    The perturbations of a record are drawn from a seed derived from its digest, not its id, so
+    renumbering the records leaves every record's copies, and so its score, unchanged.
+
+    >>> a = record_digests(np.array([[0.5, -0.0]], dtype=np.float32))
+    >>> a == record_digests(np.array([[0.5, 0.0]])), len(a[0])
+    (True, 16)
+    """
+    X = np.asarray(X)
+    out = []
+    for row in X.reshape(X.shape[0], int(np.prod(X.shape[1:]))):
+        values = np.ascontiguousarray(row, dtype=np.float64) + 0.0  # + 0.0 turns -0.0 into 0.0
+        out.append(hashlib.sha256(values.tobytes()).hexdigest()[:16])
+    return out
 
 
 def perturb(X: np.ndarray, *, n_queries: int, noise: float, max_shift: int, flip: bool,
@@ -135,13 +158,12 @@ class LabelOnlyAttack(Attack):
         self._check_shape(X)
         record_ids = np.asarray(record_ids)
         levels = self.noise_levels
-        base = derive_seed(self.random_state, "label-only")
         per_record = (1 + self.n_queries) * int(np.prod(X.shape[1:]))
         chunk = max(1, _CHUNK_ELEMENTS // per_record)
+        all_seeds = self.query_seeds(X)
         columns = []
         for level_index, level in enumerate(levels):
-            # one generator per (level, record id): every model sees the same copies of a record
-            seeds = np.array([derive_seed(base, level_index, int(r)) for r in record_ids], dtype=np.int64)
+            seeds = all_seeds[level_index]
             preds = []
             for i in range(0, X.shape[0], chunk):
                 batch = perturb(X[i:i + chunk], n_queries=self.n_queries, noise=level,
@@ -155,6 +177,18 @@ class LabelOnlyAttack(Attack):
             columns.append(np.concatenate(preds) if preds else np.zeros((0, width), np.int64))
         pred = np.concatenate(columns, axis=1)
         return LabelQueries(record_ids=record_ids, labels=np.asarray(y), predictions=pred.astype(np.int64))
+
+    def query_seeds(self, X: np.ndarray) -> np.ndarray:
+        """Seeds ``(n_levels, n)`` of the perturbed copies of each record of ``X`` at each noise
+        level, derived from ``random_state``, the level's index and the record's feature values
+        (:func:`record_digests`): every model is asked the same copies of a record, and they do
+        not depend on how the record is numbered or which records are queried with it."""
+        base = derive_seed(self.random_state, "label-only")
+        digests = record_digests(X)
+        seeds = np.zeros((len(self.noise_levels), len(digests)), dtype=np.int64)
+        for level_index in range(seeds.shape[0]):
+            seeds[level_index] = [derive_seed(base, level_index, d) for d in digests]
+        return seeds
 
     def _level_scores(self, observed: LabelQueries, level_index: int) -> np.ndarray:
         expected = 1 + self.n_queries * len(self.noise_levels)

@@ -17,6 +17,18 @@ The decision threshold ``threshold_`` is calibrated on attacker-side data only, 
 each of (up to) ``n_calibration`` reference models in turn plays the target, the others are its
 references, and the threshold maximising TPR - FPR over their known membership is kept. With a
 single reference model there is nothing to leave out; each attack then documents its fallback.
+Calibration uses the records some reference model trained on, the attacker's own records: the
+records no reference model trained on (offline: the records the attack is there to score) are
+left out, so an offline attack's threshold and tuned hyperparameters depend on attacker-side
+data alone, not on which records are evaluated.
+
+Nothing depends on the order in which records are listed: columns are kept in record-id order,
+and every random choice among records (which records a pseudo-target scores and which it
+compares against, which population records RMIA keeps) is keyed by ``(random_state, record id)``
+(:func:`~mialab.attacks.base.record_uniforms`), not by position. Nor does a scored record's score
+depend on its id: offline, scored records take part in no random choice; online, they enter the
+calibration split (their reference models trained on them), which only moves the threshold,
+as another ``random_state`` would (tests/test_attack_invariance.py).
 
 Query augmentations (``augment``): the score averages over several queries of each record,
 built as array operations and sent to the model in chunks: ``"mirror"`` (the image and its
@@ -31,7 +43,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold
+from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, record_uniforms
 from mialab.types import ModelOutputs
 
 __all__ = ["ReferenceAttack", "augmented_queries", "AUGMENTATIONS", "QUERY_CHUNK"]
@@ -146,35 +158,43 @@ class ReferenceAttack(Attack):
         q = {o.n_queries for o in obs}
         if len(q) != 1:
             raise ValueError(f"{self.name}: every reference observation needs the same number of queries, got {sorted(q)}")
-        self.columns_ = np.asarray(data.membership.record_ids)
-        self.labels_ = obs[0].labels
-        if any(not np.array_equal(o.labels, self.labels_) for o in obs[1:]):
+        if any(not np.array_equal(o.labels, obs[0].labels) for o in obs[1:]):
             raise ValueError(f"{self.name}: the reference observations disagree on the records' labels")
-        self.ref_signal_ = np.stack([self._signal2d(o) for o in obs])  # (K, n_cols, Q)
-        self.ref_in_ = np.asarray(data.membership.matrix, dtype=bool)
+        # columns in record-id order: what is computed over columns (pooled sums, calibration
+        # splits) is then the same however the caller listed the records
+        order = np.argsort(data.membership.record_ids, kind="stable")
+        self.columns_ = np.asarray(data.membership.record_ids)[order]
+        self.labels_ = obs[0].labels[order]
+        self.ref_signal_ = np.stack([self._signal2d(o)[order] for o in obs])  # (K, n_cols, Q)
+        self.ref_in_ = np.asarray(data.membership.matrix, dtype=bool)[:, order]
         self.fitted_ = self._tune(self.ref_signal_, self.ref_in_)
         self.threshold_ = self._calibrate()
 
-    def _pseudo_target_split(self, k: int, ref_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _pseudo_target_split(self, k: int, ref_in: np.ndarray, ids: np.ndarray | None = None
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Reference model ``k`` as a pseudo-target: ``(references, scored, population)`` or
         None when it cannot be scored.
 
         Its references are the other models that share at least one IN record with it: a model
         whose membership is the exact complement of ``k``'s (the partner in the paired online
         design) would tell the attack which records ``k`` trained on, which no real target's
-        references do. The usable columns are split at random: half scored, half the population
-        (non-members of the pseudo-target, as the target's population is); attacks that need no
-        population score them all."""
-        K = ref_in.shape[0]
+        references do. The usable columns are those some reference model trained on (the
+        attacker's own records, see the module docstring) that the references can score; they
+        are split at random by record id (``ids``, the columns' record ids; their positions
+        when None): about half scored, the rest the population (its non-members of the
+        pseudo-target, as the target's population is); attacks that need no population score
+        them all."""
+        K, n = ref_in.shape
         shares = (ref_in & ref_in[k]).any(axis=1) if ref_in[k].any() else np.ones(K, bool)
         others = (np.arange(K) != k) & shares
         if not others.any():
             return None
-        usable = self._usable(ref_in[others])
-        cols = np.random.default_rng([self.random_state, k]).permutation(np.flatnonzero(usable))
+        cols = np.flatnonzero(self._usable(ref_in[others]) & ref_in.any(axis=0))
         if not self.uses_population:
-            return (others, np.sort(cols), np.zeros(0, np.int64)) if cols.size else None
-        scored, population = np.sort(cols[: cols.size // 2]), np.sort(cols[cols.size // 2:])
+            return (others, cols, np.zeros(0, np.int64)) if cols.size else None
+        ids = np.arange(n) if ids is None else np.asarray(ids)
+        to_score = record_uniforms(self.random_state, ids[cols], "pseudo-target", k) < 0.5
+        scored, population = cols[to_score], cols[~to_score]
         population = population[~ref_in[k, population]]
         if not scored.size or not population.size:
             return None
@@ -187,7 +207,7 @@ class ReferenceAttack(Attack):
             return self._fallback_threshold()
         scores, member = [], []
         for k in range(min(K, self.n_calibration)):
-            split = self._pseudo_target_split(k, self.ref_in_)
+            split = self._pseudo_target_split(k, self.ref_in_, self.columns_)
             if split is None:
                 continue
             others, scored, population = split

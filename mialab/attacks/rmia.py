@@ -23,15 +23,20 @@ region; by default (``interpolate=True``) a record's score is interpolated in ``
 the neighbouring population ratios, ``(count + r) / (m + 1)`` with ``r`` in ``[0, 1)``, so records
 in the same bracket stay ordered. ``interpolate=False`` gives the plain fraction ``count / m``.
 
-``n_population`` caps the population records compared against (drawn with ``random_state``).
-Threshold: leave-one-out on the reference models; with one reference model, 0.5.
+``n_population`` caps the population records compared against: those with the smallest
+:func:`~mialab.attacks.base.record_uniforms` keys of ``(random_state, record id)`` are kept, so
+the draw does not depend on how the candidates are listed, and a record kept among many
+candidates is kept among fewer. ``a`` is tuned, and the threshold calibrated, on the records
+the reference models trained on (never on evaluated records offline; see
+:mod:`mialab.attacks.reference`). Threshold: leave-one-out on the reference models; with one
+reference model, 0.5.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mialab.attacks.base import register_attack
+from mialab.attacks.base import record_uniforms, register_attack
 from mialab.attacks.reference import ReferenceAttack
 from mialab.metrics import roc_auc
 from mialab.types import ModelOutputs
@@ -116,22 +121,26 @@ class RMIA(ReferenceAttack):
         return o.true_class_prob()
 
     def population_ids(self, exclude=()) -> np.ndarray:
-        """Up to ``n_population`` usable attacker-side records outside ``exclude`` (the scored ones)."""
+        """Up to ``n_population`` usable attacker-side records outside ``exclude`` (the scored
+        ones), sorted by id."""
         usable = self._usable(self.ref_in_)
         cand = self.columns_[usable]
         cand = cand[~np.isin(cand, np.asarray(exclude, dtype=np.int64))]
-        if cand.size > self.n_population:
-            rng = np.random.default_rng([self.random_state, 1])
-            cand = np.sort(rng.choice(cand, self.n_population, replace=False))
-        return cand
+        return np.sort(cand[self._kept(cand)])
+
+    def _kept(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of the (at most ``n_population``) records of ``ids`` compared against: those
+        with the smallest keys, a choice that depends on the ids, not on their order."""
+        if ids.size <= self.n_population:
+            return np.arange(ids.size)
+        keys = record_uniforms(self.random_state, ids, "population")
+        return np.sort(np.lexsort((ids, keys))[: self.n_population])
 
     def _scores(self, target, ref, ref_in, *, scored, population, fitted) -> np.ndarray:
         return self._scores_at(target, ref, ref_in, scored, population, fitted["a"])
 
     def _scores_at(self, target, ref, ref_in, scored, population, a) -> np.ndarray:
-        if population.size > self.n_population:
-            rng = np.random.default_rng([self.random_state, 2])
-            population = np.sort(rng.choice(population, self.n_population, replace=False))
+        population = population[self._kept(self.columns_[population])]
         p_t = target.mean(axis=1)
         p_ref = ref.mean(axis=2)
         pr = _pr(p_ref, ref_in, online=self.online, a=a)
@@ -147,7 +156,7 @@ class RMIA(ReferenceAttack):
         if K < 2:
             return {"a": _A_DEFAULT}
         splits = [(k, sp) for k in range(min(K, self.n_calibration))
-                  if (sp := self._pseudo_target_split(k, ref_in)) is not None]
+                  if (sp := self._pseudo_target_split(k, ref_in, self.columns_)) is not None]
         if not splits:
             return {"a": _A_DEFAULT}
         member = np.concatenate([ref_in[k, scored] for k, (_, scored, _) in splits])
