@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+from _seeds import ENV, suite_seed
+
+
+def pytest_configure(config):
+    """Refuse a malformed MIALAB_TEST_SEED before collecting anything (one clear line)."""
+    try:
+        suite_seed()
+    except ValueError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def pytest_report_header(config):
+    """Name the suite seed in the header, so a failing log says how to rerun it."""
+    return f"{ENV}={suite_seed()} (shifts every seed of the statistical tests; see tests/_seeds.py)"
+
+
+@pytest.fixture(scope="session")
+def test_seed() -> int:
+    """The suite seed, ``MIALAB_TEST_SEED`` (default 0): pass seeds through ``_seeds.seeded``."""
+    return suite_seed()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():

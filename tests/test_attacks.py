@@ -28,6 +28,10 @@ from mialab.attacks.label_only import perturb
 from mialab.metrics import evaluate, roc_auc, threshold_metrics
 from mialab.types import AttackResult, LabelQueries, MembershipMatrix, ModelOutputs
 
+from _seeds import seeded
+from _stats import assert_auc_above_chance, assert_auc_at_chance
+from _stats import rank_auc as _stats_auc
+
 LOGIT_ATTACKS = [n for n in attack_names() if make_attack(n).access == "logits"]
 N_CLASSES = 4
 
@@ -97,17 +101,20 @@ def synthetic_target(access: str, *, seed: int = 1, n: int = 200, **kw):
     return synthetic_observation(access, rng, np.arange(n), labels, member, **kw), member
 
 
-def fitted(name: str, **params):
+def fitted(name: str, *, data_seed: int = 0, target_seed: int = 1, n_target: int = 200, **params):
+    """``make_attack(name, **params)`` fitted on synthetic shadows (``data_seed``); per-record
+    attacks also observe the ``synthetic_target(seed=target_seed, n=n_target)`` records."""
     attack = make_attack(name, **params)
     if not getattr(attack, "per_record", False):
-        return attack.fit(synthetic_attacker_data(attack.access))
-    obs, _ = synthetic_target(attack.access)
-    return attack.fit(synthetic_attacker_data(attack.access, scored=(obs.record_ids, obs.labels),
+        return attack.fit(synthetic_attacker_data(attack.access, seed=data_seed))
+    obs, _ = synthetic_target(attack.access, seed=target_seed, n=n_target)
+    return attack.fit(synthetic_attacker_data(attack.access, seed=data_seed, scored=(obs.record_ids, obs.labels),
                                               online=attack.online, n_shadows=4))
 
 
-def score(attack, obs):
-    """``attack.score(obs)``, with the target's outputs on RMIA's population (non-members)."""
+def score(attack, obs, *, seed: int = 7):
+    """``attack.score(obs)``, with the target's outputs on RMIA's population (non-members,
+    drawn with ``seed``)."""
     if not getattr(attack, "per_record", False):
         return attack.score(obs)
     population = attack.population_ids(exclude=obs.record_ids)
@@ -115,7 +122,7 @@ def score(attack, obs):
         return attack.score(obs)
     where = {int(r): j for j, r in enumerate(attack.columns_)}
     labels = attack.labels_[[where[int(r)] for r in population]]
-    pop = synthetic_observation(attack.access, np.random.default_rng(7), population, labels,
+    pop = synthetic_observation(attack.access, np.random.default_rng(seed), population, labels,
                                 np.zeros(population.size, bool))
     return attack.score(obs, population=pop)
 
@@ -257,12 +264,18 @@ def test_fit_returns_self_and_learns_only_underscore_attributes(name):
 
 @pytest.mark.parametrize("name", attack_names())
 def test_scores_are_float64_finite_and_higher_for_members(name):
-    attack = fitted(name)
-    obs, member = synthetic_target(attack.access)
-    scores = score(attack, obs)
+    attack = fitted(name, data_seed=seeded(0), target_seed=seeded(1), n_target=800, random_state=seeded(0))
+    obs, member = synthetic_target(attack.access, seed=seeded(1), n=800)
+    scores = score(attack, obs, seed=seeded(7))
     assert scores.dtype == np.float64 and scores.shape == (obs.n_records,)
     assert np.isfinite(scores).all()
-    assert roc_auc(scores, member) > 0.65, name  # correctness, the weakest, is near 0.7
+    # A one-sided Mann-Whitney test rejects "no leak" at p = 1e-4: the AUC must exceed the
+    # null critical value (0.580, or ~0.55 for 0/1 correctness scores, with 400 + 400 records).
+    # Power: correctness is the weakest (expected AUC 0.5 + (0.9935 - 0.7019) / 2 = 0.646, the
+    # synthetic peaks' exact accuracies); over 60 seeds its AUC was 0.646 mean, 0.012 SD,
+    # 0.620 min, 7.7 SDs above the critical value; the others 0.87-0.98, 28+ SDs above.
+    assert_auc_above_chance(scores, member, context=name)
+    assert roc_auc(scores, member) == pytest.approx(_stats_auc(scores, member), abs=1e-12)
     assert not np.isnan(attack.threshold_)
 
 
@@ -363,7 +376,12 @@ def test_unknown_signal_is_refused_naming_the_known_ones():
 # ----------------------------------------------------------------------------------------------
 def classwise_data(seed: int, n_per_class: int = 60, n_shadows: int = 2):
     """Two classes whose loss scales differ by 10x: class 0 members ~ 0.01, non-members ~ 0.1;
-    class 1 members ~ 1, non-members ~ 2 (on -loss no single threshold separates both)."""
+    class 1 members ~ 1, non-members ~ 4 (on -loss no single threshold separates both). Each
+    model trains on exactly half of each class.
+
+    The four groups stay apart for every seed: the jitter multiplies a loss by exp(0.1 Z), so
+    two neighbouring groups (loss ratio >= 4) overlap only if 0.1 (Z - Z') > log 4 for some
+    pair, a difference of 13.9 / sqrt(2) = 9.8 standard deviations: P < 3600 pairs x 1e-22."""
     rng = np.random.default_rng(seed)
     n = 2 * n_per_class
     labels = np.repeat([0, 1], n_per_class)
@@ -371,10 +389,12 @@ def classwise_data(seed: int, n_per_class: int = 60, n_shadows: int = 2):
     matrix = np.zeros((n_shadows, n), dtype=bool)
     obs = []
     for k in range(n_shadows):
-        member = rng.permutation(n) % 2 == 0
+        member = np.zeros(n, dtype=bool)
+        for c in (0, 1):  # balanced per class, so the accuracies below are exact fractions
+            member[rng.permutation(np.flatnonzero(labels == c))[: n_per_class // 2]] = True
         matrix[k] = member
-        target_loss = np.where(labels == 0, np.where(member, 0.01, 0.1), np.where(member, 1.0, 2.0))
-        target_loss = target_loss * np.exp(0.1 * rng.normal(size=n))  # jitter, classes still apart
+        target_loss = np.where(labels == 0, np.where(member, 0.01, 0.1), np.where(member, 1.0, 4.0))
+        target_loss = target_loss * np.exp(0.1 * rng.normal(size=n))  # jitter, groups still apart
         # two classes: loss = -log sigmoid(gap), so gap = -log(expm1(loss))
         gap = -np.log(np.expm1(target_loss))
         logits = np.zeros((n, 2))
@@ -384,20 +404,23 @@ def classwise_data(seed: int, n_per_class: int = 60, n_shadows: int = 2):
 
 
 def test_classwise_thresholds_per_class():
-    data = classwise_data(0)
+    data = classwise_data(seeded(0))
     attack = make_attack("loss", classwise=True).fit(data)
     signals = np.concatenate([-o.loss() for o in data.observations])
     labels = np.concatenate([o.labels for o in data.observations])
     member = data.membership.matrix.reshape(-1)
     want = [choose_threshold(signals[labels == c], member[labels == c]) for c in (0, 1)]
     np.testing.assert_array_equal(attack.class_thresholds_, want)
-    assert -0.1 < want[0] < -0.01 and -2.0 < want[1] < -1.0  # each between its class's groups
+    # each between its class's groups (they never overlap: classwise_data's docstring)
+    assert -0.1 < want[0] < -0.01 and -4.0 < want[1] < -1.0
     assert attack.threshold_ == 0.0
-    target = classwise_data(1).observations[0]
+    target = classwise_data(seeded(1)).observations[0]
     scores = attack.score(target)
     np.testing.assert_array_equal(scores, -target.loss() - attack.class_thresholds_[target.labels])
-    # per-class calibration separates what one global threshold cannot
-    target_member = classwise_data(1).membership.matrix[0]
+    # per-class calibration separates what one global threshold cannot: with the four groups
+    # apart and 30 records each, one threshold flags a prefix of the groups (by -loss: class 0
+    # members, class 0 non-members, class 1 members, class 1 non-members), accuracy at most 3/4
+    target_member = classwise_data(seeded(1)).membership.matrix[0]
     assert roc_auc(scores, target_member) == 1.0
     assert threshold_metrics(scores, target_member, attack.threshold_).accuracy == 1.0
     glob = make_attack("loss").fit(data)
@@ -445,19 +468,22 @@ def test_classwise_flags_nobody_where_calibration_says_nobody():
 # ----------------------------------------------------------------------------------------------
 def test_correctness_rule_based_identity():
     n = 128  # a power of two: every rate below is an exact binary fraction, so == is fair
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seeded(4))
     labels = rng.integers(0, N_CLASSES, 2 * n)
     member = np.arange(2 * n) < n
     obs = ModelOutputs(record_ids=np.arange(2 * n), labels=labels,
                        logits=synthetic_logits(rng, labels, member, peak_in=3.0, peak_out=0.5))
-    attack = make_attack("correctness").fit(synthetic_attacker_data("logits"))
+    attack = make_attack("correctness").fit(synthetic_attacker_data("logits", seed=seeded(0)))
     scores = attack.score(obs)
     assert set(np.unique(scores)) <= {0.0, 1.0}
     np.testing.assert_array_equal(scores, obs.correct().astype(float))
     assert attack.threshold_ == 0.5
     acc_in = obs.correct()[member].mean()
     acc_out = obs.correct()[~member].mean()
-    assert 0.8 < acc_in and acc_out < 0.7  # the synthetic gap is really there
+    # the synthetic gap is really there: P(correct) = int phi(z) Phi(z + peak)^3 dz is 0.9564
+    # (peak 3) and 0.3933 (peak 0.5), so with 128 records each the binomial tails are
+    # P(acc_in <= 0.8) = 5.5e-11 and P(acc_out >= 0.7) = 1.3e-12
+    assert 0.8 < acc_in and acc_out < 0.7
     got = threshold_metrics(scores, member, attack.threshold_).accuracy
     assert got == 0.5 + (acc_in - acc_out) / 2
 
@@ -485,12 +511,15 @@ def test_shadow_attack_separable_hand_case():
 
 @pytest.mark.parametrize("per_class", [False, True])
 def test_shadow_attack_learns_peakedness(per_class):
-    data = synthetic_attacker_data("logits", n_pool=400, n_shadows=2, peak_in=3.0, peak_out=1.0)
-    attack = ShadowModelAttack(per_class=per_class, min_class_records=20, max_iter=40).fit(data)
-    obs, member = synthetic_target("logits", n=400, peak_in=3.0, peak_out=1.0)
+    data = synthetic_attacker_data("logits", seed=seeded(0), n_pool=400, n_shadows=2, peak_in=3.0, peak_out=1.0)
+    attack = ShadowModelAttack(per_class=per_class, min_class_records=20, max_iter=40,
+                               random_state=seeded(0)).fit(data)
+    obs, member = synthetic_target("logits", seed=seeded(1), n=400, peak_in=3.0, peak_out=1.0)
     scores = attack.score(obs)
     assert attack.threshold_ == 0.5
-    assert roc_auc(scores, member) > 0.8
+    # one-sided Mann-Whitney test at p = 1e-4 (critical AUC 0.612 for 200 + 200); measured over
+    # 40 seeds: AUC 0.88 mean, 0.019 SD, 0.831 min (both settings), 13 SDs above it
+    assert_auc_above_chance(scores, member, context=f"per_class={per_class}")
     assert sorted(attack.class_classifiers_) == (list(range(N_CLASSES)) if per_class else [])
 
 
@@ -521,11 +550,15 @@ def test_shadow_top_k_validation():
         attack.score(five)
 
 
-def test_shadow_attack_random_state_reaches_the_classifier():
-    a = ShadowModelAttack(random_state=1, max_iter=5)
-    b = ShadowModelAttack(random_state=2, max_iter=5)
+def test_shadow_attack_is_deterministic_whatever_its_random_state():
+    # the attack classifier is a convex fit solved to convergence: random_state, kept for the
+    # common interface, changes nothing (ShadowModelAttack's docstring)
     data = synthetic_attacker_data("logits", n_pool=80, n_shadows=2)
-    assert a.fit(data).global_classifier_.random_state != b.fit(data).global_classifier_.random_state
+    obs, _ = synthetic_target("logits")
+    a = ShadowModelAttack(random_state=1).fit(data)
+    b = ShadowModelAttack(random_state=2).fit(data)
+    assert a.get_params()["random_state"] == 1
+    np.testing.assert_array_equal(a.score(obs), b.score(obs))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -552,24 +585,33 @@ def test_shift_oracle_hand_case():
 
 def test_perturb_tabular_shapes_and_noise():
     X = np.zeros((50, 20), dtype=np.float32)
-    out = perturb(X, n_queries=8, noise=0.5, max_shift=1, flip=True, record_seeds=np.arange(X.shape[0]) + 0)
+    seeds = np.arange(X.shape[0]) + seeded(0)
+    out = perturb(X, n_queries=8, noise=0.5, max_shift=1, flip=True, record_seeds=seeds)
     assert out.shape == (50, 9, 20) and out.dtype == np.float32
     np.testing.assert_array_equal(out[:, 0], X)  # query 0 is the record itself
-    assert abs(out[:, 1:].mean()) < 0.02 and abs(out[:, 1:].std() - 0.5) < 0.02
-    same = perturb(X, n_queries=8, noise=0.0, max_shift=1, flip=True, record_seeds=np.arange(X.shape[0]) + 0)
+    # n = 50 x 8 x 20 = 8000 draws of N(0, 0.5^2): the mean's SD is 0.5 / sqrt(n) = 0.0056 and
+    # the SD estimate's is ~ 0.5 / sqrt(2 n) = 0.0040; 3.9 of each bounds the two-sided
+    # normal tail by 1e-4
+    n = out[:, 1:].size
+    assert abs(out[:, 1:].mean()) < 3.9 * 0.5 / np.sqrt(n)
+    assert abs(out[:, 1:].std() - 0.5) < 3.9 * 0.5 / np.sqrt(2 * n)
+    same = perturb(X, n_queries=8, noise=0.0, max_shift=1, flip=True, record_seeds=seeds)
     np.testing.assert_array_equal(same, np.repeat(X[:, None], 9, axis=1))  # no noise: exact copies
 
 
 def test_perturb_image_shift_zero_fill_hand_case():
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seeded(0))
     X = rng.integers(1, 100, size=(3, 2, 3, 3)).astype(np.float32)  # nonzero, distinct-ish pixels
-    out = perturb(X, n_queries=100, noise=0.0, max_shift=1, flip=False, record_seeds=np.arange(X.shape[0]) + 7)
-    assert out.shape == (3, 101, 2, 3, 3)
+    # 200 copies a record: a given one of the 9 shifts is missed with probability (8/9)^200, so
+    # some shift of some record with at most 3 x 9 x (8/9)^200 = 1.6e-9
+    out = perturb(X, n_queries=200, noise=0.0, max_shift=1, flip=False,
+                  record_seeds=np.arange(X.shape[0]) + seeded(7))
+    assert out.shape == (3, 201, 2, 3, 3)
     np.testing.assert_array_equal(out[:, 0], X)
     for i in range(3):
         candidates = {(dy, dx): shift_by_hand(X[i], dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
         seen = set()
-        for q in range(1, 101):
+        for q in range(1, 201):
             hits = [s for s, c in candidates.items() if np.array_equal(out[i, q], c)]
             assert len(hits) == 1, (i, q)  # every copy is one whole-image shift, channels together
             seen.add(hits[0])
@@ -578,7 +620,8 @@ def test_perturb_image_shift_zero_fill_hand_case():
 
 def test_perturb_image_flip_is_horizontal():
     X = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3)
-    out = perturb(X, n_queries=30, noise=0.0, max_shift=0, flip=True, record_seeds=np.arange(X.shape[0]) + 1)
+    out = perturb(X, n_queries=30, noise=0.0, max_shift=0, flip=True, record_seeds=np.arange(X.shape[0]) + seeded(1))
+    # fair coins: all 30 copies of a record alike with probability 2 x 0.5^30, 3.7e-9 for both
     for i in range(2):
         flipped = np.array([np.array_equal(out[i, q], X[i, :, :, ::-1]) for q in range(1, 31)])
         kept = np.array([np.array_equal(out[i, q], X[i]) for q in range(1, 31)])
@@ -739,21 +782,20 @@ def test_label_only_observes_each_level_with_its_own_noise():
         seen.append(batch.copy())
         return np.tile([[1.0, 0.0]], (batch.shape[0], 1))
 
-    obs = LabelOnlyAttack(n_queries=5, noise=(0.0, 1.0)).observe(query, X, np.zeros(3, int), np.arange(3))
+    attack = LabelOnlyAttack(n_queries=5, noise=(0.0, 1.0), random_state=seeded(0))
+    obs = attack.observe(query, X, np.zeros(3, int), np.arange(3))
     assert obs.predictions.shape == (3, 1 + 5 * 2)
     assert len(seen) == 2 and seen[0].shape == (3 * 6, 4) and seen[1].shape == (3 * 5, 4)
     assert np.all(seen[0] == 0)  # level 0: the originals and noiseless copies
-    assert 0.5 < seen[1].std() < 1.5  # level 1: unit noise
+    # level 1: unit noise; 60 draws, 60 std^2 ~ chi2(59): P(std <= 0.5) < 1e-9, P(std >= 1.5) < 1e-6
+    assert 0.5 < seen[1].std() < 1.5
 
 
 # ----------------------------------------------------------------------------------------------
 # sanity pair on a really trained model (digits, random labels, tiny MLP)
 # ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def memorised():
-    """A target that memorised random labels on 200 digits, 4 shadows trained the same way on
-    halves of a disjoint 400-record pool, and two more sets of 300 that no model saw."""
-    pytest.importorskip("torch")
+def build_memorised() -> dict:
+    """The sanity pair's models (see :func:`memorised`), every seed shifted by MIALAB_TEST_SEED."""
     from sklearn.datasets import load_digits
 
     from mialab.audit import shadow_membership, train_shadows, train_target
@@ -762,25 +804,37 @@ def memorised():
     from mialab.types import AuditSplit
 
     X, _ = load_digits(return_X_y=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seeded(0))
     y = rng.integers(0, 10, X.shape[0])  # random labels: only memorisation can fit them
     ds = from_arrays((X / 16.0).astype(np.float32), y, name="digits-random-labels", n_classes=10)
+    # One uniformly random permutation deals every role. The two unseen sets are therefore a
+    # uniformly random partition of 600 records that neither the target nor any shadow trained
+    # on: given the trained models, the two sets' records (and so any per-record score of
+    # them) are exchangeable, which is the null hypothesis of test_unseen_sets_...
     perm = rng.permutation(ds.n_records)
     empty = np.array([], dtype=np.int64)
     split = AuditSplit(members=perm[:200], train_rest=empty, validation=empty,
                        nonmembers=perm[200:400], test=empty, pool=perm[400:800],
-                       n_records=ds.n_records, seed=0)
+                       n_records=ds.n_records, seed=seeded(0))
     null_split = AuditSplit(members=perm[800:1100], train_rest=empty, validation=empty,
                             nonmembers=perm[1100:1400], test=empty, pool=perm[400:800],
-                            n_records=ds.n_records, seed=0)
+                            n_records=ds.n_records, seed=seeded(0))
     recipe = TrainConfig(epochs=80, batch_size=32, lr=1e-2)
-    kw = dict(model="mlp", model_params={"width": 64}, training=recipe, seed=0)
+    kw = dict(model="mlp", model_params={"width": 64}, training=recipe, seed=seeded(0))
     target = train_target(ds, split, **kw)
-    membership = shadow_membership(split.pool, 4, seed=0)
+    membership = shadow_membership(split.pool, 4, seed=seeded(0))
     shadows, membership = train_shadows(ds, split, membership, **kw)
     return dict(ds=ds, split=split, null_split=null_split, target=target, shadows=shadows,
                 membership=membership, target_query=logit_query(target.model),
                 shadow_queries=[logit_query(s.model) for s in shadows], kw=kw)
+
+
+@pytest.fixture(scope="module")
+def memorised():
+    """A target that memorised random labels on 200 digits, 4 shadows trained the same way on
+    halves of a disjoint 400-record pool, and two more sets of 300 that no model saw."""
+    pytest.importorskip("torch")
+    return build_memorised()
 
 
 def _online_references(m, split_key):
@@ -791,7 +845,7 @@ def _online_references(m, split_key):
     key = ("online", split_key)
     if key not in m:
         split = m[split_key]
-        membership = online_reference_membership(split, 4, seed=0, n_population=800)
+        membership = online_reference_membership(split, 4, seed=seeded(0), n_population=800)
         models, membership = train_shadows(m["ds"], split, membership, role="reference", **m["kw"])
         m[key] = ([logit_query(r.model) for r in models], membership)
     return m[key]
@@ -800,7 +854,7 @@ def _online_references(m, split_key):
 def _run(m, name, split_key, **params):
     from mialab.audit import run_attack
 
-    attack = make_attack(name, random_state=0, **params)
+    attack = make_attack(name, random_state=seeded(0), **params)
     if getattr(attack, "online", False):
         queries, membership = _online_references(m, split_key)
         return run_attack(attack, m["target_query"], queries, m["ds"], m[split_key], membership)
@@ -808,8 +862,13 @@ def _run(m, name, split_key, **params):
 
 
 def test_models_memorised_their_random_labels(memorised):
-    assert memorised["target"].train_accuracy >= 0.99
-    assert all(s.train_accuracy >= 0.99 for s in memorised["shadows"])
+    # Random labels: chance is 0.1. Over 24 seeds x 5 models, 106 of 120 fitted all 200
+    # records and the worst missed 9 (0.955; ">= 0.99" failed at MIALAB_TEST_SEED=2). Errors
+    # thin out geometrically (P(>= 9) ~ 1/120 gives a ratio ~0.59 an error), so a model
+    # missing 40 (below 0.8) has probability ~1e-9.
+    assert memorised["target"].train_accuracy >= 0.8
+    assert all(s.train_accuracy >= 0.8 for s in memorised["shadows"])
+    assert np.mean([memorised["target"].train_accuracy] + [s.train_accuracy for s in memorised["shadows"]]) >= 0.9
     assert memorised["membership"].matrix.sum(axis=1).tolist() == [200] * 4
 
 
@@ -818,10 +877,14 @@ def test_loss_attack_detects_memorisation(memorised):
     np.testing.assert_array_equal(result.record_ids, memorised["split"].evaluated)
     np.testing.assert_array_equal(result.is_member, memorised["split"].evaluated_membership)
     assert np.isfinite(result.threshold) and result.params == {"signal": "loss", "classwise": False,
-                                                                "random_state": 0}
-    metrics = evaluate(result, n_bootstrap=300, seed=0)
-    assert metrics.auc > 0.9 and metrics.auc_interval[0] > 0.8
+                                                                "random_state": seeded(0)}
+    metrics = evaluate(result, n_bootstrap=300, seed=seeded(0))
+    # over 24 seeds (MIALAB_TEST_SEED 0-23): AUC 0.982 mean, 0.008 SD, 0.961 min (10 SDs above
+    # 0.9); accuracy at the shadow threshold 0.969 mean, 0.011 SD, 0.953 min (15 SDs above 0.8)
+    assert_auc_above_chance(result.scores, result.is_member, context="loss")
+    assert metrics.auc > 0.9
     assert metrics.accuracy > 0.8  # the shadow-calibrated threshold transfers to the target
+    assert metrics.auc_interval[0] <= metrics.auc <= metrics.auc_interval[1]
     # negating the leak flips the AUC
     flipped = AttackResult("negated", result.record_ids, result.labels, -result.scores,
                            result.is_member, -np.inf)
@@ -830,16 +893,27 @@ def test_loss_attack_detects_memorisation(memorised):
 
 @pytest.mark.parametrize("name", LOGIT_ATTACKS + ["label-only"])
 def test_every_attack_sees_the_leak(memorised, name):
-    # measured: AUC 0.80 (max confidence, entropy, shadow) to 0.99 (loss); 0.5 must be excluded
+    # A one-sided Mann-Whitney test rejects "members and non-members score alike" at p = 1e-4:
+    # AUC above the null critical value, 0.5 + 3.89 x 0.0289 = 0.612 for 200 + 200 records
+    # (exact, hypergeometric, for the 0/1 correctness scores: ~0.595). Power, over 24 seeds
+    # (AUC mean, SD, min; distance of the mean from the critical value in SDs): max confidence
+    # 0.813/0.031/0.757 (6.4), entropy 0.809/0.032/0.751 (6.1), LiRA offline 0.903/0.013/0.865
+    # (22); loss, modified entropy, correctness, shadow, LiRA online, RMIA and label-only
+    # 0.95-0.98 (28+).
     params = {"max_iter": 30} if name == "shadow" else {}
-    metrics = evaluate(_run(memorised, name, "split", **params), n_bootstrap=300, seed=2)
-    assert metrics.auc_interval[0] > 0.6, (name, metrics.auc, metrics.auc_interval)
+    result = _run(memorised, name, "split", **params)
+    assert_auc_above_chance(result.scores, result.is_member, context=name)
 
 
 @pytest.mark.parametrize("name", LOGIT_ATTACKS + ["label-only"])
 def test_unseen_sets_are_indistinguishable(memorised, name):
+    """Two sets no model saw, a uniformly random partition of 600 unseen records (see
+    build_memorised): their scores are exchangeable, so the AUC follows the permutation law of
+    the Mann-Whitney statistic given the scores, whatever the attack and the models. Asserted:
+    |AUC - 1/2| <= 4.06 exact null SDs (tie-corrected; the exact hypergeometric law for 0/1
+    correctness scores), a two-sided false failure <= 1e-4 (_stats.null_auc_halfwidth; for
+    300 + 300 untied scores the band is 0.5 +- 0.096). Over 24 seeds x 12 attacks the
+    standardised AUC had SD 1.01-1.16 per attack (1 under the null) and max |z| 2.72."""
     params = {"max_iter": 30} if name == "shadow" else {}
     result = _run(memorised, name, "null_split", **params)
-    metrics = evaluate(result, n_bootstrap=1000, seed=1)
-    low, high = metrics.auc_interval
-    assert low <= 0.5 <= high, (name, metrics.auc, metrics.auc_interval)
+    assert_auc_at_chance(result.scores, result.is_member, context=name)

@@ -45,7 +45,9 @@ def test_shadow_defense_none_trains_undefended_shadows():
                      shadow_defense="none", **TINY)
     b = mialab.audit("digits", attacks=["loss"], seed=0, **TINY)
     assert a.shadows[0]["test_accuracy"] == b.shadows[0]["test_accuracy"]  # identical shadow training
-    assert a.target["test_accuracy"] != b.target["test_accuracy"] or a.target["train_accuracy"] != b.target["train_accuracy"]
+    # the defended target is another model: compared on its outputs, not on accuracies, which
+    # two different models can share (a coincidence that depends on the CPU's float rounding)
+    assert not np.allclose(a.target_outputs.logits, b.target_outputs.logits)
 
 
 @pytest.mark.parametrize("settings, match", [

@@ -100,7 +100,8 @@ def test_a_candidate_can_change_the_training_recipe():
     assert c.results["big-batch"].config["training"]["epochs"] == 5  # the rest of the base recipe is kept
     # the same evaluated records, a different model
     np.testing.assert_array_equal(c.results["big-batch"].split.members, c.results["none"].split.members)
-    assert row["test_accuracy"] != c.row("none")["test_accuracy"] or row["train_accuracy"] != c.row("none")["train_accuracy"]
+    # compared on outputs: two different models can share accuracies (a float-rounding coincidence)
+    assert not np.allclose(c.results["big-batch"].target_outputs.logits, c.results["none"].target_outputs.logits)
 
 
 def test_pareto_front_against_brute_force():

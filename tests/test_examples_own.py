@@ -16,6 +16,8 @@ import pytest
 
 import mialab
 
+from _seeds import seeded
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
@@ -34,7 +36,7 @@ def _results(run_dir: Path) -> dict:
 
 
 def test_random_forest_example(monkeypatch, capsys, tmp_path):
-    printed = _run("audit_random_forest.py", monkeypatch, capsys, tmp_path)
+    printed = _run("audit_random_forest.py", monkeypatch, capsys, tmp_path, "--seed", str(seeded(0)))
     for text in ("mialab audit: digits-random-forest", "worst-case attack:", "most exposed records",
                  "shadow models: 2 clones of the forest", "lira-offline", "label-only"):
         assert text in printed, text
@@ -45,7 +47,9 @@ def test_random_forest_example(monkeypatch, capsys, tmp_path):
     assert saved["target"]["train_accuracy"] == 1.0  # a forest classifies its training set perfectly
     # the attacks that need no more than probabilities, all calibrated on the cloned shadows
     assert {"threshold", "loss", "shadow", "label-only", "lira-offline", "rmia-offline"} <= set(saved["attacks"])
-    assert saved["attacks"]["loss"]["auc"] > 0.6  # a fully grown forest leaks
+    # a fully grown forest leaks: loss AUC over 12 seeds 0.802 mean, 0.012 SD, 0.784 min, 16
+    # SDs above 0.6 (500 + 500 records; the one-sided p = 1e-4 null critical value is 0.571)
+    assert saved["attacks"]["loss"]["auc"] > 0.6
     assert len(saved["most_exposed"][saved["worst_case"]["attack"]]) == 10
 
 

@@ -222,3 +222,54 @@ def test_train_model_leaves_global_numpy_and_torch_state_untouched(restore_globa
     assert torch.equal(torch.get_rng_state(), torch_before)
     assert np.array_equal(np.random.random(3), expected_np)
     assert torch.equal(torch.rand(3), expected_torch)
+
+
+# ----------------------------------------------------------------------------------------------
+# the test suite's own seed, MIALAB_TEST_SEED (tests/_seeds.py)
+# ----------------------------------------------------------------------------------------------
+def test_suite_seed_parses_and_refuses(monkeypatch):
+    import _seeds
+
+    assert _seeds.parse_suite_seed(None) == 0 and _seeds.parse_suite_seed("") == 0
+    assert _seeds.parse_suite_seed(" 17 ") == 17
+    for bad in ("abc", "1.5", "-1", "0x10", str(_seeds.MAX_SUITE_SEED + 1)):
+        with pytest.raises(ValueError, match=r"MIALAB_TEST_SEED must be a non-negative int.*got"):
+            _seeds.parse_suite_seed(bad)
+    monkeypatch.setenv("MIALAB_TEST_SEED", "2")
+    assert _seeds.suite_seed() == 2
+    assert [_seeds.seeded(s) for s in (0, 1, 999)] == [2000, 2001, 2999]
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 1000\), got 1000"):
+        _seeds.seeded(1000)
+    monkeypatch.delenv("MIALAB_TEST_SEED")
+    assert _seeds.seeded(5) == 5  # unset: the seeds written in the tests
+
+
+def test_suite_seed_gives_other_draws_and_never_reuses_one(monkeypatch):
+    import _seeds
+
+    draws = {}
+    for value in ("0", "1", "2"):
+        monkeypatch.setenv("MIALAB_TEST_SEED", value)
+        draws[value] = {s: _seeds.seeded(s) for s in range(_seeds.STRIDE)}
+        assert len(set(draws[value].values())) == _seeds.STRIDE  # purposes stay apart
+    assert not set(draws["0"].values()) & set(draws["1"].values())
+    assert not set(draws["1"].values()) & set(draws["2"].values())
+    assert np.random.default_rng(draws["0"][0]).random() != np.random.default_rng(draws["1"][0]).random()
+    monkeypatch.setenv("MIALAB_TEST_SEED", str(_seeds.MAX_SUITE_SEED))
+    assert _seeds.seeded(_seeds.STRIDE - 1) < 2**31  # within every library's seed range
+
+
+def test_malformed_suite_seed_stops_pytest_with_one_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    env = dict(os.environ, MIALAB_TEST_SEED="seven")
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          str(tests / "_seeds.py")], cwd=tests.parent, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage error
+    assert "MIALAB_TEST_SEED must be a non-negative int, got 'seven'" in run.stderr
+    assert "Traceback" not in run.stderr

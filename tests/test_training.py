@@ -28,6 +28,8 @@ from mialab.training import (
 )
 from mialab.types import ModelOutputs
 
+from _seeds import seeded
+
 SHAPES = [(64,), (1, 28, 28), (3, 32, 32)]
 
 
@@ -203,8 +205,10 @@ def test_sgd_and_adam_learn(digits, optimizer, lr):
     X, y = digits
     tm = train_model(logreg_fn(), X[:400], y[:400],
                      config=TrainConfig(epochs=5, batch_size=32, optimizer=optimizer, lr=lr),
-                     seed=0, test=(X[1000:1400], y[1000:1400]))
+                     seed=seeded(0), test=(X[1000:1400], y[1000:1400]))
     assert tm.epochs_run == 5 and tm.history == []  # no validation, no history
+    # over 20 seeds (mean, SD, min): SGD train 0.980/0.004/0.975, test 0.922/0.005/0.910; Adam
+    # train 0.953/0.004/0.945, test 0.886/0.011/0.863: every bound 7.7+ SDs below the mean
     assert tm.train_accuracy > 0.85 and tm.test_accuracy > 0.8
 
 
@@ -225,10 +229,12 @@ def test_weight_decay_shrinks_weight_norm(digits, optimizer, lr):
     X, y = digits
 
     def run(wd):
-        return train_model(mlp_fn(), X[:256], y[:256], seed=0,
+        return train_model(mlp_fn(), X[:256], y[:256], seed=seeded(0),
                            config=TrainConfig(epochs=6, batch_size=32, optimizer=optimizer, lr=lr,
                                               weight_decay=wd)).model
 
+    # norm ratio over 20 seeds: 0.575 (SGD) / 0.579 (Adam) mean, SD <= 0.010, max 0.596: 0.95
+    # is 37+ SDs away
     assert weight_norm(run(0.05)) < 0.95 * weight_norm(run(0.0))
 
 
@@ -263,11 +269,12 @@ def test_early_stopping_stops_and_restores_best_weights(digits):
     # 60 training digits, a wide MLP and a large Adam step: the validation loss falls for a
     # few epochs, then rises as the model overfits.
     tm = train_model(lambda: build_model("mlp", input_shape=(64,), n_classes=10, width=128),
-                     X[:60], y[:60], seed=0, validation=(Xv, yv),
+                     X[:60], y[:60], seed=seeded(0), validation=(Xv, yv),
                      config=TrainConfig(epochs=epochs, batch_size=16, lr=3e-2,
                                         early_stopping_patience=patience))
     losses = [h["val_loss"] for h in tm.history]
     assert [h["epoch"] for h in tm.history] == list(range(1, tm.epochs_run + 1))
+    # stopped at epoch 5-15 over 20 seeds (mean 8.4, SD 2.5): 40 is 12.9 SDs away
     assert tm.epochs_run < epochs
     best = int(np.argmin(losses))
     # stopped exactly `patience` epochs after the last improvement
@@ -541,10 +548,14 @@ def test_wrap_replaces_model_optimizer_and_loader():
 
 
 def test_label_smoothing_softens_the_fit():
-    X, y = _toy()
-    sharp = train_model(_logreg, X, y, config=TrainConfig(epochs=30, lr=0.05), seed=0)
-    smooth = train_model(_logreg, X, y, config=TrainConfig(epochs=30, lr=0.05, label_smoothing=0.3), seed=0)
+    # separable toy data: without smoothing the weights keep growing, with it they settle
+    X, y = _toy(seed=seeded(0))
+    sharp = train_model(_logreg, X, y, config=TrainConfig(epochs=100, lr=0.05), seed=seeded(0))
+    smooth = train_model(_logreg, X, y, config=TrainConfig(epochs=100, lr=0.05, label_smoothing=0.3),
+                         seed=seeded(0))
     w = lambda m: float(sum(p.detach().abs().sum() for p in m.parameters()))  # noqa: E731
+    # L1 ratio smooth / sharp over 30 seeds: 0.477 mean, 0.057 SD, 0.598 max: 1 is 9.1 SDs away
+    # (with 30 epochs it was 0.81 +- 0.08, only 2.4 SDs)
     assert w(smooth.model) < w(sharp.model)
 
 
