@@ -100,16 +100,31 @@ def test_same_seed_same_numbers_different_seed_different_split(tiny_run):
     assert not np.array_equal(other.split.members, res.split.members)
 
 
-def test_shadow_and_label_only_beat_chance_on_overfit_digits_mlp():
-    """A small training set memorised for many epochs: the shadow-model and label-only attacks
-    find it, with the lower end of the 95% interval above 0.5."""
-    res = mialab.audit("digits", attacks=["shadow", "label-only"], seed=0, quiet=True,
-                       n_target_train=200, member_fraction=0.5, n_shadows=4, n_bootstrap=300,
+def test_shadow_and_label_only_find_a_memorised_training_set():
+    """Digits with random labels, memorised by the target: a model that leaks, end to end. The
+    shadow-model and label-only attacks must reject "no leak" in a one-sided Mann-Whitney test
+    at p = 1e-4 (tests/_stats.py; on 100 + 100 records the critical AUC is about 0.66).
+
+    False-failure bound: a member's random label is memorised (predicted, confidently and
+    robustly to noise) while a non-member's is predicted only by chance (1 in 10), so both
+    attacks separate them almost perfectly; the margin was measured over MIALAB_TEST_SEED
+    values (see the assertion's comment). An overfit model on the real labels leaks too little
+    for this bound on 200 records (shadow AUC 0.63 against the critical 0.66 at seed 0)."""
+    from _seeds import seeded
+    from _stats import assert_auc_above_chance
+
+    digits = mialab.load_dataset("digits")
+    rng = np.random.default_rng(seeded(0))
+    data = mialab.from_arrays(digits.X, rng.integers(0, 10, size=digits.n_records), name="digits-random-labels")
+    res = mialab.audit(data, attacks=["shadow", "label-only"], seed=seeded(0), quiet=True,
+                       n_target_train=200, member_fraction=0.5, n_shadows=4, n_bootstrap=50,
                        training=TrainConfig(epochs=60, batch_size=16))
-    assert res.target["train_accuracy"] == 1.0
-    for name in ("shadow", "label-only"):
-        m = res.metrics[name]
-        assert m.auc_interval[0] > 0.5, (name, m.auc, m.auc_interval)
+    assert res.target["train_accuracy"] >= 0.9
+    # measured at MIALAB_TEST_SEED 0-5: shadow AUC 0.974-0.996, label-only 0.964-0.990, against
+    # critical values 0.645-0.659; the AUC's own sampling SD at 0.97 on 100 + 100 records is about
+    # 0.01, so the critical value lies about 30 SDs below it
+    for r in res.attacks:
+        assert_auc_above_chance(r.scores, r.is_member, context=r.attack)
 
 
 def test_custom_arrays_and_config_conflicts():

@@ -31,7 +31,9 @@ def digits():
 def forest(digits):
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(n_estimators=30, random_state=0).fit(*digits["train"])
+    from _seeds import seeded
+
+    return RandomForestClassifier(n_estimators=30, random_state=seeded(0)).fit(*digits["train"])
 
 
 def _kw(d, **extra):
@@ -62,7 +64,9 @@ def test_sklearn_estimator_trains_its_shadows_by_cloning(digits, forest, tmp_pat
     assert len(res.shadows) == 2 and res.model_counts["trained"] == 2
     assert res.config["model_form"] == "sklearn" and res.config["access"] == "probabilities"
     assert res.target["train_accuracy"] == 1.0  # a forest memorises its training set
-    assert res.metrics["loss"].auc > 0.6  # and it leaks
+    # and it leaks: the loss attack's AUC on this forest setup measured 0.802 +- 0.012 (SD over 12
+    # seeds, tests/test_examples_own.py's random-forest example), so 0.6 lies 16 SDs below it
+    assert res.metrics["loss"].auc > 0.6
     assert (tmp_path / "rf" / "results.json").is_file()
     md = (tmp_path / "rf" / "report.md").read_text()  # the report of a user's model says what was assumed
     assert "| access level (what attacks see) | probabilities |" in md and "| model form | sklearn" in md
