@@ -99,9 +99,12 @@ def main() -> None:
                         choices=sorted(PROFILES),
                         help="instruction-set profiles (default: sse4, avx2, and avx512 if the CPU has it)")
     parser.add_argument("--no-jitter", action="store_true", help="skip the in-process jitter check")
+    parser.add_argument("--out", default="cross_cpu.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     caps = args.capabilities or (["sse4", "avx2"] + (["avx512"] if "avx512f" in flags else []))
+    out = HERE / "results" / args.out
+    out.parent.mkdir(exist_ok=True)
     rows = []
     for seed in args.seeds:
         runs = {c: run_capability(c, seed) for c in caps}
@@ -127,9 +130,7 @@ def main() -> None:
             jit = f" {row['jitter_auc_spread'][name]:.4f} |" if "jitter_auc_spread" in row else ""
             print(f"| {name} | {', '.join(f'{a:.4f}' for a in v['auc'])} | {v['max_auc_diff']:.4f} | "
                   f"{v['max_tpr1_diff']:.4f} | {v['bit_identical']} |{jit}")
-    out = HERE / "results" / "cross_cpu.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+        out.write_text(json.dumps(rows, indent=2) + "\n")  # saved after every seed
     print(f"\nwritten: {out}")
 
 
