@@ -386,15 +386,15 @@ def hardware() -> dict[str, Any]:
 
     import torch
 
-    cpu, flags = platform.processor() or "unknown", set()
+    info: dict[str, str] = {}  # the first processor's /proc/cpuinfo fields
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu in ("unknown", platform.processor()):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name") or platform.processor() or "unknown"
+    flags = set(info.get("flags", "").split())
     try:
         capability = str(torch.backends.cpu.get_cpu_capability())
     except (AttributeError, RuntimeError):  # older torch builds

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["derive_seed", "numpy_rng", "torch_generator", "torch_seeded", "check_seed"]
+__all__ = ["derive_seed", "numpy_rng", "torch_generator", "torch_seeded", "check_seed", "record_uniforms"]
 
 _MAX_SEED = 2**63 - 1
 
@@ -81,3 +81,28 @@ def torch_seeded(seed: int) -> Iterator[None]:
         # the CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's
         torch.default_generator.manual_seed(check_seed(seed))
         yield
+
+
+def record_uniforms(seed: int, record_ids: np.ndarray, *purpose: object) -> np.ndarray:
+    """A pseudo-random number in ``[0, 1)`` per record id, ``(n,)`` float64, a function of
+    ``(seed, purpose, id)`` alone.
+
+    Random choices among records (which records score and which compare in a calibration
+    split, which population records are kept) are keyed by it, so they do not depend on the
+    order in which the records are listed, nor on which other records are present: an attack's
+    scores depend on its records' content, never on their positions. ``derive_seed`` turns
+    ``(seed, purpose)`` into a 64-bit key; each id XOR the key goes through the SplitMix64
+    finaliser (Steele, Lea & Flood 2014), a bijection of 64-bit words that mixes every bit.
+
+    >>> u = record_uniforms(0, np.array([5, 9, 7]), "split")
+    >>> bool(((0 <= u) & (u < 1)).all()), record_uniforms(0, np.array([7, 5]), "split").tolist() == u[[2, 0]].tolist()
+    (True, True)
+    """
+    key = np.uint64(derive_seed(seed, *purpose))
+    z = np.atleast_1d(np.asarray(record_ids, dtype=np.int64)).astype(np.uint64) ^ key
+    # uint64 arithmetic on arrays wraps modulo 2**64, as the finaliser intends
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53

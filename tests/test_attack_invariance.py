@@ -174,7 +174,7 @@ def test_renumbering_the_evaluated_records_keeps_each_records_score(world, basel
 
 
 def test_record_keys_follow_the_ids_not_their_positions():
-    from mialab.attacks.base import record_uniforms
+    from mialab.seeding import record_uniforms
 
     rng = np.random.default_rng(seeded(4))
     ids = rng.choice(10**9, 10_000, replace=False)

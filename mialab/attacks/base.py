@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 
-from mialab.seeding import check_seed, derive_seed
+from mialab.seeding import check_seed
 from mialab.types import LabelQueries, MembershipMatrix, ModelOutputs, check_finite
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "Query",
     "NotFittedError",
     "choose_threshold",
-    "record_uniforms",
     "ATTACKS",
     "register_attack",
     "make_attack",
@@ -108,31 +107,6 @@ def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
     lower = s[i + 1]
     mid = s[i] / 2 + lower / 2  # halves first: no overflow near the float64 maximum
     return float(mid) if lower < mid <= s[i] else float(s[i])
-
-
-def record_uniforms(seed: int, record_ids: np.ndarray, *purpose: object) -> np.ndarray:
-    """A pseudo-random number in ``[0, 1)`` per record id, ``(n,)`` float64, a function of
-    ``(seed, purpose, id)`` alone.
-
-    Random choices among records (which records score and which compare in a calibration
-    split, which population records are kept) are keyed by it, so they do not depend on the
-    order in which the records are listed, nor on which other records are present: an attack's
-    scores depend on its records' content, never on their positions. ``derive_seed`` turns
-    ``(seed, purpose)`` into a 64-bit key; each id XOR the key goes through the SplitMix64
-    finaliser (Steele, Lea & Flood 2014), a bijection of 64-bit words that mixes every bit.
-
-    >>> u = record_uniforms(0, np.array([5, 9, 7]), "split")
-    >>> bool(((0 <= u) & (u < 1)).all()), record_uniforms(0, np.array([7, 5]), "split").tolist() == u[[2, 0]].tolist()
-    (True, True)
-    """
-    key = np.uint64(derive_seed(seed, *purpose))
-    z = np.atleast_1d(np.asarray(record_ids, dtype=np.int64)).astype(np.uint64) ^ key
-    # uint64 arithmetic on arrays wraps modulo 2**64, as the finaliser intends
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 class Attack(ABC):

@@ -25,7 +25,7 @@ data alone, not on which records are evaluated.
 Nothing depends on the order in which records are listed: columns are kept in record-id order,
 and every random choice among records (which records a pseudo-target scores and which it
 compares against, which population records RMIA keeps) is keyed by ``(random_state, record id)``
-(:func:`~mialab.attacks.base.record_uniforms`), not by position. Nor does a scored record's score
+(:func:`~mialab.seeding.record_uniforms`), not by position. Nor does a scored record's score
 depend on its id: offline, scored records take part in no random choice; online, they enter the
 calibration split (their reference models trained on them), which only moves the threshold,
 as another ``random_state`` would (tests/test_attack_invariance.py).
@@ -43,7 +43,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, record_uniforms
+from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold
+from mialab.seeding import record_uniforms
 from mialab.types import ModelOutputs
 
 __all__ = ["ReferenceAttack", "augmented_queries", "AUGMENTATIONS", "QUERY_CHUNK"]

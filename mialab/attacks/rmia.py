@@ -24,7 +24,7 @@ the neighbouring population ratios, ``(count + r) / (m + 1)`` with ``r`` in ``[0
 in the same bracket stay ordered. ``interpolate=False`` gives the plain fraction ``count / m``.
 
 ``n_population`` caps the population records compared against: those with the smallest
-:func:`~mialab.attacks.base.record_uniforms` keys of ``(random_state, record id)`` are kept, so
+:func:`~mialab.seeding.record_uniforms` keys of ``(random_state, record id)`` are kept, so
 the draw does not depend on how the candidates are listed, and a record kept among many
 candidates is kept among fewer. ``a`` is tuned, and the threshold calibrated, on the records
 the reference models trained on (never on evaluated records offline; see
@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mialab.attacks.base import record_uniforms, register_attack
+from mialab.attacks.base import register_attack
 from mialab.attacks.reference import ReferenceAttack
 from mialab.metrics import roc_auc
+from mialab.seeding import record_uniforms
 from mialab.types import ModelOutputs
 
 __all__ = ["RMIA", "rmia_scores"]
