@@ -86,6 +86,11 @@ class WrappedModel:
     model: Any = None
 
 
+def _is_estimator(model: Any) -> bool:
+    """A scikit-learn-style estimator: audited on ``predict_proba``, cloned and refitted for shadows."""
+    return hasattr(model, "predict_proba") and hasattr(model, "fit")
+
+
 def _is_torch_module(model: Any) -> bool:
     try:
         import torch
@@ -122,7 +127,7 @@ def wrap_model(model: Any, *, n_classes: int, output: str = "auto", batch_size: 
             return np.concatenate(parts)[: len(X)]
 
         return WrappedModel(query, "logits", n_classes, "torch", model)
-    if hasattr(model, "predict_proba") and hasattr(model, "fit"):
+    if _is_estimator(model):
         if output not in ("auto", "probabilities"):
             raise ValueError(f"a scikit-learn estimator is audited on predict_proba: output must be "
                              f"'probabilities', got {output!r}")
@@ -371,7 +376,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
 
     wrapped = wrap_model(model, n_classes=n_classes, output=output, batch_size=batch_size, device=device)
     trainer = _trainer(wrapped, train_fn, model_factory, model_params, training, n_classes=n_classes,
-                       output=output, batch_size=batch_size, device=device)
+                       batch_size=batch_size, device=device)
     can_train = trainer is not None and split.pool.size > 0
     allowed = [a for a in DEFAULT_ATTACKS if _fits(a, access) and (can_train or a == "correctness")]
     chosen = list(attacks) if attacks is not None else (allowed or ["correctness"])
@@ -487,7 +492,7 @@ Trainer = Callable[..., tuple[list[WrappedModel], list[dict[str, Any]], Membersh
 
 
 def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, training, *, n_classes: int,
-             output: str, batch_size: int, device: str) -> Trainer | None:
+             batch_size: int, device: str) -> Trainer | None:
     """How shadow/reference models like the target are trained, or None if there is no way."""
     if model_factory is not None and wrapped.kind != "torch":
         raise ValueError("model_factory is for torch targets; for this model pass train_fn(X, y, seed)")
@@ -537,7 +542,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
                 on = str(first.device) if first is not None else "cpu"
             # a callable shadow answers in the form the target's answers were found (or declared) to take
             like_target = wrapped.kind == "callable" and not _is_torch_module(trained) \
-                and not hasattr(trained, "predict_proba")
+                and not _is_estimator(trained)
             w = wrap_model(trained, n_classes=n_classes, output=wrapped.output if like_target else "auto",
                            batch_size=batch_size, device=on)
             native = _native(w, data.X[ids])

@@ -304,6 +304,11 @@ def test_toml_not_text_or_a_directory(tmp_path):
     ("-1", r"row 2 must be a non-negative integer class index, got '-1'"),
     ("0.5", r"row 2 must be a non-negative integer class index, got '0.5'"),
     ("cat", r"row 2 must be a non-negative integer class index, got 'cat'"),
+    # int() and float() accept these, a class index column does not
+    ("+3", r"row 2 must be a non-negative integer class index, got '\+3'"),
+    ("1_000", r"row 2 must be a non-negative integer class index, got '1_000'"),
+    ("1e3", r"row 2 must be a non-negative integer class index, got '1e3'"),
+    ("\u0663", r"row 2 must be a non-negative integer class index, got '\u0663'"),
 ])
 def test_csv_labels_must_be_class_indices_unless_names_are_asked_for(capsys, in_tmp, label, match):
     (in_tmp / "d.csv").write_text(f"x,label\n1,0\n2,{label}\n3,1\n")

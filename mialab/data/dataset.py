@@ -15,8 +15,8 @@ Example
 from __future__ import annotations
 
 import csv
-import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -379,16 +379,12 @@ def read_csv_table(path: str | os.PathLike[str], *, label_column: str, class_nam
     return X, labels, None
 
 
+#: a class index as a CSV writes one: ASCII digits, optionally ".0" (``"3"``, ``"3.0"``); not
+#: "+3", "1_000", "1e3" or other scripts' digits, which int() and float() would also accept
+_CLASS_INDEX = re.compile(r"[0-9]+(?:\.0*)?")
+
+
 def _class_index(raw: str) -> int | None:
     """``raw`` as a non-negative int (``"3"``, ``"3.0"``), or None if it is not one."""
-    try:
-        value = int(raw)
-    except ValueError:
-        try:
-            f = float(raw)
-        except ValueError:
-            return None
-        if not (math.isfinite(f) and f.is_integer()):
-            return None
-        value = int(f)
-    return value if value >= 0 else None
+    text = raw.strip()
+    return int(text.partition(".")[0]) if _CLASS_INDEX.fullmatch(text) else None
