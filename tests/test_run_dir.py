@@ -299,3 +299,23 @@ def test_markdown_escapes_user_controlled_strings(run_dir, tmp_path):
     assert rows and all(len(re.split(r"(?<!\\)\|", r)[1:-1]) == 2 for r in rows), rows
     page = (d / "report.html").read_text()
     assert "<script>" not in page and "<img src=x" not in page and "&lt;script&gt;" in page
+
+
+def test_concurrent_writers_of_one_run_directory_never_share_or_delete_work(tmp_path):
+    """Two writers in one process (threads; containers share pid 1 likewise) get their own
+    temporary directories; a run that appears while another is written is never deleted
+    without overwrite; the finished directory has ordinary permissions, not mkdtemp's 0700."""
+    from mialab.report.rundir import staged_run_dir
+
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="overwrite"):
+        with staged_run_dir(out) as first, staged_run_dir(out) as second:
+            assert first != second and first.is_dir() and second.is_dir()
+            (first / "a.txt").write_text("first")
+            (second / "b.txt").write_text("second")
+        # the inner writer finished first and owns `out`; the outer one must not replace it
+    assert (out / "b.txt").read_text() == "second" and not (out / "a.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]  # the loser cleaned up
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask

@@ -1,6 +1,6 @@
 """Run directories written whole or not at all.
 
-A run directory is built under a temporary sibling name (``.<name>.partial-<pid>``) and renamed
+A run directory is built under a temporary sibling name (``.<name>.partial-<random>``) and renamed
 into place only once every file is written, so an interrupt (Ctrl-C, an exception, a full disk)
 leaves either no run directory or the previous one, never a mix of files. Each complete
 directory (a run, and each sub-run such as ``defenses/<name>/``) carries ``manifest.json``,
@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,8 @@ def _sigint_deferred() -> Iterator[None]:
         return
     received: list[Any] = []
     previous = signal.signal(signal.SIGINT, lambda *a: received.append(a))
+    if previous is None:  # a handler not installed from Python (an embedding application): the default
+        previous = signal.SIG_DFL
     try:
         yield
     finally:
@@ -164,24 +167,26 @@ def staged_run_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name
     """
     final = check_run_dir(out, overwrite=overwrite, name=name)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
-    _remove(tmp)  # a leftover of this very process id (an earlier, killed run)
-    tmp.mkdir()
+    # a name no other writer (thread, process, container sharing the disk) can hold
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename: a run directory is an ordinary one
     try:
         yield tmp
         finish_dir(tmp)
         # the directory may have appeared while the run worked: check again, just before the swap
         check_run_dir(final, overwrite=overwrite, name=name)
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
         with _sigint_deferred():
             moved = False
-            if final.exists():
-                if any(final.iterdir()):
-                    _remove(old)
-                    final.rename(old)
-                    moved = True
-                else:
-                    final.rmdir()
+            if overwrite and final.exists() and any(final.iterdir()):
+                # only an overwrite moves a run aside; otherwise the rename below fails on a
+                # directory another writer filled since the check, and deletes nothing
+                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+                final.rename(old)  # replaces the empty placeholder (POSIX rename of directories)
+                moved = True
+            elif final.is_dir() and not any(final.iterdir()):
+                final.rmdir()
             try:
                 tmp.rename(final)
             except BaseException:
