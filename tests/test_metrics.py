@@ -51,12 +51,14 @@ def brute_points(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fpr, tpr
 
 
-def brute_tpr_at_fpr(s: np.ndarray, m: np.ndarray, target: float) -> float:
-    best = 0.0
+def brute_tpr_at_fpr(s: np.ndarray, m: np.ndarray, target: float) -> tuple[float, float]:
+    """(TPR, attained FPR) of the strict convention by direct counting: the largest TPR of the
+    rules "score >= t" whose FPR is strictly below the target, and that rule's FPR."""
+    best = (0.0, 0.0)
     for t in np.r_[np.inf, s]:
-        fp = np.count_nonzero((s >= t) & ~m)
-        if fp / np.count_nonzero(~m) <= target:
-            best = max(best, np.count_nonzero((s >= t) & m) / np.count_nonzero(m))
+        fpr = np.count_nonzero((s >= t) & ~m) / np.count_nonzero(~m)
+        if fpr < target:
+            best = max(best, (np.count_nonzero((s >= t) & m) / np.count_nonzero(m), fpr))
     return best
 
 
@@ -93,29 +95,39 @@ def test_roc_auc_matches_sklearn_and_pair_count(seed, n, kind):
 def test_tpr_at_fpr_and_advantage_match_brute_force(seed, n, kind):
     s, m = make_data(seed, n, kind)
     n_neg = np.count_nonzero(~m)
-    # include targets that land exactly on attainable FPRs (the boundary is inclusive)
-    targets = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.99, 1 / n_neg, min(0.999, 3 / n_neg)]
+    # include targets that land exactly on attainable FPRs (the boundary is exclusive) and just
+    # above them
+    targets = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.99, 1 / n_neg, min(0.999, 3 / n_neg),
+               min(0.999, 3 / n_neg + 1e-9)]
     targets = list(dict.fromkeys(t for t in targets if 0 < t < 1))
     many = M.tpr_at_fprs(s, m, targets)
     assert many.shape == (len(targets),) and many.dtype == np.float64
+    sk_fpr, sk_tpr, _ = skm.roc_curve(m, s, drop_intermediate=False)
     for t, v in zip(targets, many):
         one = M.tpr_at_fpr(s, m, t)
         assert isinstance(one, float)
-        assert one == v == brute_tpr_at_fpr(s, m, t)
+        assert one == v == brute_tpr_at_fpr(s, m, t)[0]
+        assert one == sk_tpr[sk_fpr < t].max()  # scikit-learn's curve, read with the same rule
     bf, bt = brute_points(s, m)
     assert M.membership_advantage(s, m) == pytest.approx(np.max(bt - bf), abs=1e-15)
 
 
-def test_tpr_at_fpr_boundary_is_inclusive_and_not_interpolated():
+def test_tpr_at_fpr_boundary_is_strict_and_not_interpolated():
     # 10 non-members at 0..9, members at 8.5 and 20: t = 8.5 flags both members and the 9
     s = np.r_[np.arange(10.0), 8.5, 20.0]
     m = np.r_[np.zeros(10, bool), True, True]
-    assert M.tpr_at_fpr(s, m, 0.1) == 1.0  # fpr exactly 0.1 counts
+    assert M.tpr_at_fpr(s, m, 0.1) == 0.5  # fpr exactly 0.1 does not count (LiRA's fpr < target)
+    assert M.tpr_at_fpr(s, m, 0.1000001) == 1.0
     assert M.tpr_at_fpr(s, m, 0.0999) == 0.5  # only the fpr-0 point qualifies
     # members at 6.5 and 20: ROC (0,.5) (.1,.5) (.2,.5) (.3,.5) (.3,1); no interpolation
     s2 = np.r_[np.arange(10.0), 6.5, 20.0]
     assert M.tpr_at_fpr(s2, m, 0.25) == 0.5
-    assert M.tpr_at_fpr(s2, m, 0.3) == 1.0
+    assert M.tpr_at_fpr(s2, m, 0.3) == 0.5
+    assert M.tpr_at_fpr(s2, m, 0.31) == 1.0
+    # 1000 non-members: 10 / 1000 is the float 0.01, so the target 0.01 is attained, not undercut
+    s3 = np.r_[np.arange(1000.0), 989.5]
+    m3 = np.r_[np.zeros(1000, bool), True]
+    assert M.tpr_at_fpr(s3, m3, 0.01) == 0.0 and M.tpr_at_fpr(s3, m3, 0.0101) == 1.0
 
 
 def test_perfect_and_reversed_separation():
@@ -241,6 +253,47 @@ def test_bootstrap_replicate_stats_equal_point_metrics():
         np.testing.assert_array_equal(tpr[0], M.tpr_at_fprs(rs, rm, targets))
 
 
+@pytest.mark.parametrize("kind", ["continuous", "ties"])
+def test_replicate_stats_rows_of_different_sizes_match_point_metrics(kind):
+    """One call over many rows whose class sizes differ (as the joint bootstrap of several
+    attacks may pass), with targets on attainable FPRs (k / n_neg, where the strict rule bites),
+    just off them and tiny: every row equals the exact metrics of its expanded records, and the
+    old convention (strict=False) equals the FPR <= t brute force."""
+    rng = np.random.default_rng(3)
+    n_groups = 40
+    values = np.sort(rng.normal(size=n_groups)) if kind == "continuous" else np.arange(float(n_groups)) // 8
+    c_pos = rng.integers(0, 3, size=(25, n_groups)) * (rng.random((25, n_groups)) < 0.6)
+    c_neg = rng.integers(0, 4, size=(25, n_groups)) * (rng.random((25, n_groups)) < 0.6)
+    c_pos[:, -1] += 1
+    c_neg[:, 0] += 1
+    c_neg[0, :] = 0
+    c_neg[0, 5] = 20  # one row with all non-members tied: FPR jumps 0 -> 1
+    targets = np.array([1e-4, 0.01, 0.05, 0.1, 0.25, 0.5, 0.9, 1 / 40, 3 / 40, 2 / 41])
+    uniq = np.unique(values)
+    c_pos = np.stack([np.bincount(np.searchsorted(uniq, values), weights=r, minlength=uniq.size) for r in c_pos]
+                     ).astype(np.int64)
+    c_neg = np.stack([np.bincount(np.searchsorted(uniq, values), weights=r, minlength=uniq.size) for r in c_neg]
+                     ).astype(np.int64)
+    auc, tpr = intervals_mod._replicate_stats(c_pos, c_neg, targets)
+    below = np.cumsum(c_neg, axis=1) - c_neg
+    old = intervals_mod._tpr_from_counts(c_pos, below, c_pos.sum(1), c_neg.sum(1), targets, strict=False)
+    for b in range(c_pos.shape[0]):
+        s = np.r_[np.repeat(uniq, c_pos[b]), np.repeat(uniq, c_neg[b])]
+        m = np.arange(s.size) < c_pos[b].sum()
+        assert auc[b] == pytest.approx(M.roc_auc(s, m), abs=1e-12)
+        np.testing.assert_array_equal(tpr[b], M.tpr_at_fprs(s, m, targets))
+        fpr_pts, tpr_pts = brute_points(s, m)
+        np.testing.assert_array_equal(old[b], [tpr_pts[fpr_pts <= t].max() for t in targets])
+
+
+def test_max_false_positives_is_the_float_comparison():
+    for n in (1, 3, 7, 10, 100, 999, 1000, 10_000, 12_345):
+        fp = np.arange(n + 1)
+        for t in (1e-4, 0.001, 0.01, 0.1, 0.3, 1 / 3, 0.7, 1 / n if n > 1 else 0.5, min(0.99, 7 / n)):
+            assert intervals_mod._max_false_positives(np.array([n]), t)[0] == fp[fp / n < t].max()
+            assert intervals_mod._max_false_positives(np.array([n]), t, strict=False)[0] == fp[fp / n <= t].max()
+
+
 def test_bootstrap_replicates_do_not_depend_on_chunking(monkeypatch):
     s, m = make_data(3, 200, "continuous")
     t = np.array([0.05])
@@ -275,7 +328,7 @@ def make_result(n_members: int, n_nonmembers: int, *, threshold: float = 0.5, se
     return AttackResult("loss", np.arange(n), np.zeros(n, int), s, m, threshold)
 
 
-@pytest.mark.parametrize("n_non,resolvable", [(999, False), (1000, True)])
+@pytest.mark.parametrize("n_non,resolvable", [(9999, False), (10000, True)])
 def test_evaluate_json_and_resolvability(n_non, resolvable):
     res = make_result(300, n_non)
     met = M.evaluate(res, n_bootstrap=100)
@@ -285,16 +338,29 @@ def test_evaluate_json_and_resolvability(n_non, resolvable):
     assert list(d) == ["attack", "n_members", "n_nonmembers", "threshold", "accuracy",
                        "balanced_accuracy", "precision", "recall", "fpr_at_threshold", "auc",
                        "auc_interval", "advantage", "best_advantage", "accuracy_interval",
-                       "precision_interval", "recall_interval", "advantage_interval", "tpr_at_fpr", "roc",
-                       "bootstrap"]
+                       "precision_interval", "recall_interval", "advantage_interval", "tpr_at_fpr", "ppv",
+                       "roc", "bootstrap"]
     assert (d["n_members"], d["n_nonmembers"]) == (300, n_non)
     by_fpr = {e["fpr"]: e for e in d["tpr_at_fpr"]}
+    assert list(by_fpr[0.001]) == ["fpr", "tpr", "attained_fpr", "interval", "interval_method", "n_nonmembers",
+                                   "min_nonmembers", "resolvable"]
     assert by_fpr[0.001]["resolvable"] is resolvable and by_fpr[0.001]["n_nonmembers"] == n_non
-    assert by_fpr[0.001]["min_nonmembers"] == 1000
+    assert by_fpr[0.001]["min_nonmembers"] == 10000
+    assert by_fpr[0.001]["interval_method"] == (M.INTERVAL_BOOTSTRAP if resolvable else M.INTERVAL_EXACT)
     assert by_fpr[0.01]["resolvable"] is True and by_fpr[0.1]["resolvable"] is True
+    s, m = res.scores, res.is_member
+    boot = M.bootstrap_intervals(s, m, n_bootstrap=100, seed=0)
+    exact = M.tpr_exact_bounds(s, m)
+    for f, e in by_fpr.items():
+        assert (e["tpr"], e["attained_fpr"]) == brute_tpr_at_fpr(s, m, f)
+        assert e["attained_fpr"] < f
+        want = boot if e["resolvable"] else exact
+        assert tuple(e["interval"]) == want[M.tpr_key(f)]
+    assert [p["prior"] for p in d["ppv"]] == list(M.PPV_PRIORS)
+    assert [p.to_dict() for p in M.ppv_at_priors(s, m, 0.5)] == d["ppv"]
+    assert met.ppv_at(0.01).ppv == d["ppv"][2]["ppv"]
     assert met.unresolvable_targets == ([] if resolvable else [0.001])
     # the record agrees with the single-metric functions
-    s, m = res.scores, res.is_member
     assert met.auc == M.roc_auc(s, m)
     assert met.best_advantage == M.membership_advantage(s, m)
     assert met.advantage == pytest.approx(met.recall - met.fpr_at_threshold)
@@ -307,6 +373,8 @@ def test_evaluate_json_and_resolvability(n_non, resolvable):
         met.roc_fpr[0] = 1.0  # read-only
     with pytest.raises(KeyError, match="evaluated targets"):
         met.tpr_at(0.2)
+    with pytest.raises(KeyError, match="evaluated priors"):
+        met.ppv_at(0.2)
 
 
 def test_evaluate_infinite_threshold_is_strict_json():
@@ -315,10 +383,14 @@ def test_evaluate_infinite_threshold_is_strict_json():
     assert d["threshold"] == "inf" and float(d["threshold"]) == np.inf
     json.dumps(d, allow_nan=False)
     assert d["precision"] == 0.0 and d["recall"] == 0.0
+    # an attack that flags nobody has no precision at any prior: null, not a fake 0
+    assert [p["ppv"] for p in d["ppv"]] == [None, None, None]
+    assert all(p["interval"] == [0.0, 1.0] for p in d["ppv"])
 
 
 def test_min_nonmembers_for_fpr():
-    assert [M.min_nonmembers_for_fpr(f) for f in (0.001, 0.01, 0.1, 0.003, 0.3)] == [1000, 100, 10, 334, 4]
+    assert [M.min_nonmembers_for_fpr(f) for f in (0.001, 0.01, 0.1, 0.003, 0.3, 0.0001)] == \
+        [10000, 1000, 100, 3334, 34, 100000]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -627,3 +699,132 @@ def test_normal_approximation_calibrated_by_simulation(kind):
     for p, most in [(1e-2, 200 + 4.5 * 14.07), (1e-3, 41)]:
         out = int((np.abs(aucs - 0.5) > _stats.null_auc_halfwidth(scores, m0, p=p)).sum())
         assert out <= most, (p, out)
+
+
+# ----------------------------------------------------------------------------------------------
+# PPV at membership priors
+# ----------------------------------------------------------------------------------------------
+def _cp_by_tail_inversion(k: int, n: int, a: float) -> tuple[float, float]:
+    """Clopper-Pearson bounds as the roots of the binomial tails (not the beta quantiles the
+    library uses): P(Bin(n, lo) >= k) = a and P(Bin(n, hi) <= k) = a."""
+    from scipy.optimize import brentq
+    from scipy.stats import binom
+
+    lo = 0.0 if k == 0 else brentq(lambda p: binom.sf(k - 1, n, p) - a, 1e-15, 1 - 1e-15, xtol=1e-15)
+    hi = 1.0 if k == n else brentq(lambda p: binom.cdf(k, n, p) - a, 1e-15, 1 - 1e-15, xtol=1e-15)
+    return lo, hi
+
+
+def test_ppv_against_a_hand_computation():
+    # 20 members, 80 non-members; the threshold 0.5 flags 12 members and 8 non-members:
+    # TPR = 0.6, FPR = 0.1, so PPV(p) = 0.6 p / (0.6 p + 0.1 (1 - p))
+    s = np.r_[np.ones(12), np.zeros(8), np.ones(8), np.zeros(72)]
+    m = np.r_[np.ones(20, bool), np.zeros(80, bool)]
+    got = M.ppv_at_priors(s, m, 0.5)
+    assert [p.prior for p in got] == [0.5, 0.1, 0.01]
+    assert got[0].ppv == pytest.approx(0.3 / 0.35, abs=1e-15)  # 6/7: the precision at balance
+    assert got[1].ppv == pytest.approx(0.06 / 0.15, abs=1e-15)  # 0.4
+    assert got[2].ppv == pytest.approx(0.006 / 0.105, abs=1e-15)  # 0.0571
+    assert got[0].ppv == pytest.approx(M.threshold_metrics(s, m, 0.5).recall / (0.6 + 0.1))
+    # interval: Clopper-Pearson at (1 - 0.95) / 4 per bound, combined monotonically
+    t_lo, t_hi = _cp_by_tail_inversion(12, 20, 0.0125)
+    f_lo, f_hi = _cp_by_tail_inversion(8, 80, 0.0125)
+    for p in got:
+        lo = p.prior * t_lo / (p.prior * t_lo + (1 - p.prior) * f_hi)
+        hi = p.prior * t_hi / (p.prior * t_hi + (1 - p.prior) * f_lo)
+        assert p.interval == pytest.approx((lo, hi), abs=1e-9)
+        assert p.interval[0] < p.ppv < p.interval[1]
+        assert p.to_dict() == {"prior": p.prior, "ppv": p.ppv, "interval": list(p.interval)}
+    # no false positive: PPV 1 at every prior, upper bound 1
+    s2 = np.r_[np.ones(12), np.zeros(8), np.zeros(80)]
+    assert all(p.ppv == 1.0 and p.interval[1] == 1.0 for p in M.ppv_at_priors(s2, m, 0.5))
+    # flag everybody: TPR = FPR = 1, so the PPV is the prior itself
+    assert [p.ppv for p in M.ppv_at_priors(s, m, -np.inf, priors=(0.3, 0.02))] == [0.3, 0.02]
+
+
+def test_ppv_interval_covers_at_least_its_level():
+    """Exact counts: TP ~ Bin(40, 0.3), FP ~ Bin(160, 0.05) enumerated, so the coverage of the
+    interval for every prior is computed exactly (no simulation); it must be >= 95%."""
+    from scipy.stats import binom
+
+    from mialab.metrics.threshold import _ppv_from_counts
+
+    n_pos, n_neg, tpr, fpr = 40, 160, 0.3, 0.05
+    priors = (0.5, 0.1, 0.01)
+    truth = np.array([p * tpr / (p * tpr + (1 - p) * fpr) for p in priors])
+    cover = np.zeros(3)
+    for tp in range(n_pos + 1):
+        for fp in range(0, 30):  # P(FP >= 30) < 1e-9 counts as a miss
+            bounds = np.array([e.interval for e in _ppv_from_counts(tp, n_pos, fp, n_neg, priors, 0.95)])
+            inside = (bounds[:, 0] <= truth) & (truth <= bounds[:, 1])
+            cover += inside * binom.pmf(tp, n_pos, tpr) * binom.pmf(fp, n_neg, fpr)
+    # one-case check that the shortcut equals the public function
+    s = np.r_[np.ones(7), np.zeros(33), np.ones(3), np.zeros(157)]
+    assert M.ppv_at_priors(s, np.arange(200) < 40, 0.5) == _ppv_from_counts(7, 40, 3, 160, priors, 0.95)
+    assert (cover >= 0.95).all(), cover
+
+
+def test_ppv_bad_priors():
+    with pytest.raises(ValueError, match=r"priors\[1\] must lie in the open interval \(0, 1\), got 1.0"):
+        M.ppv_at_priors(S, B, 0.2, priors=(0.5, 1.0))
+    with pytest.raises(TypeError, match="priors must be a sequence"):
+        M.ppv_at_priors(S, B, 0.2, priors=0.5)
+    with pytest.raises(ValueError, match=r"priors\[0\]"):
+        M.evaluate(make_result(5, 5), priors=(0.0,))
+
+
+# ----------------------------------------------------------------------------------------------
+# exact TPR bounds (the interval of an unresolvable target)
+# ----------------------------------------------------------------------------------------------
+def test_exact_bounds_order_statistic_ranks_are_the_binomial_quantiles():
+    from scipy.stats import binom
+
+    for n, f, a in [(200, 0.001, 0.0125), (1000, 0.01, 0.0125), (10_000, 0.001, 0.0125), (50, 0.3, 0.05)]:
+        j_lo, j_hi = intervals_mod._order_statistic_ranks(n, f, a)
+        # j_hi: smallest j with P(K <= j - 1) >= 1 - a
+        assert binom.cdf(j_hi - 1, n, f) >= 1 - a and binom.cdf(j_hi - 2, n, f) < 1 - a
+        if j_lo is None:
+            assert binom.pmf(0, n, f) > a
+        else:  # j_lo: largest j with P(K <= j - 1) <= a
+            assert binom.cdf(j_lo - 1, n, f) <= a < binom.cdf(j_lo, n, f)
+    assert intervals_mod._order_statistic_ranks(5, 0.5, 0.0125) == (None, None)  # too few: (0, 1)
+
+
+def test_exact_bounds_by_hand_and_degenerate_cases():
+    # 20 non-members 0..19, members 0.5..19.5; f = 0.3: K ~ Bin(20, 0.3), a = 0.0125:
+    # j_hi - 1 = 11 (P(K <= 10) = 0.9829, P(K <= 11) = 0.9949), the 12th largest non-member
+    # is 8 and 12 members are >= 8; j_lo - 1 = 1 (P(K <= 1) = 0.0076, P(K <= 2) = 0.0355), the
+    # 2nd largest non-member is 18 and 2 members are > 18
+    s = np.r_[np.arange(20.0), np.arange(20.0) + 0.5]
+    m = np.arange(40) >= 20
+    lo, hi = M.tpr_exact_bounds(s, m, fpr_targets=(0.3,))["tpr_at_fpr_0.3"]
+    assert (lo, hi) == pytest.approx((_cp_by_tail_inversion(2, 20, 0.0125)[0],
+                                      _cp_by_tail_inversion(12, 20, 0.0125)[1]), abs=1e-9)
+    assert M.clopper_pearson(2, 20, alpha_low=0.0125, alpha_high=0.0125) == pytest.approx(
+        _cp_by_tail_inversion(2, 20, 0.0125), abs=1e-9)
+    # two non-members (0.2, 0.4), members 0.1 and 0.3: at f = 0.1% the largest non-member lies
+    # above the population threshold except with probability 1 - 0.999^2 < 0.0125, and no member
+    # reaches it, so hi = CP upper of 0 / 2 = 1 - 0.0125^(1/2); at f = 50% no order statistic
+    # is extreme enough (P(K <= 1) = 0.75), so the bounds are the trivial (0, 1)
+    assert M.tpr_exact_bounds(S, B, fpr_targets=(0.001, 0.5)) == {
+        "tpr_at_fpr_0.001": (0.0, pytest.approx(1 - 0.0125 ** 0.5, abs=1e-12)), "tpr_at_fpr_0.5": (0.0, 1.0)}
+
+
+def test_exact_upper_bound_holds_where_the_target_is_unresolvable():
+    """Binormal scores (members N(1, 1), non-members N(0, 1), true TPR at FPR f known exactly)
+    with 200 non-members, far below 10 / f for f = 0.1% and 1%. The upper bound misses with
+    probability <= 2.5% by construction; over 300 draws, P(Bin(300, 0.025) >= 21) = 2.9e-5, so
+    asserting at most 20 misses for each of the two targets fails by chance with probability
+    < 2 x 2.9e-5 (measured: no miss)."""
+    from scipy.stats import binom, norm
+
+    assert 2 * binom.sf(20, 300, 0.025) < 1e-4
+    rng = np.random.default_rng(seeded(21))
+    m = np.arange(400) < 200
+    misses = {0.001: 0, 0.01: 0}
+    for _ in range(300):
+        s = rng.normal(size=400) + m
+        bounds = M.tpr_exact_bounds(s, m, fpr_targets=tuple(misses))
+        for f in misses:
+            misses[f] += bounds[M.tpr_key(f)][1] < norm.sf(norm.isf(f) - 1)
+    assert max(misses.values()) <= 20, misses

@@ -6,7 +6,13 @@ likely member". Every function takes ``scores`` (float ``(n,)``, finite) and ``i
 
 The ROC is exact: one point per distinct score (ties form one step, as in scikit-learn's
 ``roc_curve(..., drop_intermediate=False)``), starting at ``(0, 0)`` with threshold ``+inf``.
-TPR at a target FPR is read off that exact curve, never interpolated.
+TPR at a target FPR is read off that exact curve, never interpolated, with the strict convention
+of the LiRA reference code (Carlini et al. 2022, ``fpr < target``): the TPR of the point with the
+largest TPR among the points whose FPR lies *strictly below* the target. Allowing FPR equal to the
+target biases the estimate upward at low FPR (with ``1 / f`` non-members it admits one false
+positive, at an expected true FPR of about ``2 f``); the strict point's threshold sits on the
+``ceil(f n)``-th largest non-member score, whose expected true FPR is ``ceil(f n) / (n + 1) <= f``.
+Its bias and interval coverage are measured in ``benchmarks/coverage.py``.
 """
 
 from __future__ import annotations
@@ -48,11 +54,20 @@ def _roc(scores: np.ndarray, is_member: np.ndarray, n_pos: int, n_neg: int
     return fpr, tpr, np.r_[np.inf, thr]
 
 
+def _strict_point_index(fpr: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the last ROC point with FPR strictly below each target (``fpr`` non-decreasing,
+    so that point also has the largest TPR among them).
+
+    ``fpr`` holds the float quotients ``fp / n_neg``; comparing them with the target as floats
+    means a target written as ``0.01`` is attained (not undercut) by ``10 / 1000``, as a reader
+    of the decimal expects. ``fpr[0] == 0 < every target``, so the index is never negative.
+    """
+    return np.searchsorted(fpr, targets, side="left") - 1
+
+
 def _tpr_at_fpr_on_curve(fpr: np.ndarray, tpr: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Largest TPR among points with FPR <= target; ``fpr`` and ``tpr`` are non-decreasing."""
-    # fpr[0] == 0 <= every target, so the index is never negative
-    idx = np.searchsorted(fpr, targets, side="right") - 1
-    return tpr[idx]
+    """Largest TPR among points with FPR < target; ``fpr`` and ``tpr`` are non-decreasing."""
+    return tpr[_strict_point_index(fpr, targets)]
 
 
 def _auc_by_ranks(scores: np.ndarray, is_member: np.ndarray, n_pos: int, n_neg: int) -> float:
@@ -120,11 +135,13 @@ def roc_auc(scores: Any, is_member: Any) -> float:
 
 
 def tpr_at_fpr(scores: Any, is_member: Any, fpr: float) -> float:
-    """Largest TPR among exact ROC points whose FPR is at most ``fpr`` (no interpolation).
+    """Largest TPR among exact ROC points whose FPR is strictly below ``fpr`` (no interpolation).
 
-    The number rests on ``n_nonmembers`` non-members: with fewer than ``1 / fpr`` of them the only
-    attainable FPR at or below the target is 0, so report it next to that count (see
-    :func:`mialab.metrics.evaluate`). For several targets use :func:`tpr_at_fprs`.
+    The number rests on ``n_nonmembers`` non-members: with ``n_nonmembers <= 1 / fpr`` the only
+    FPR below the target is 0, and a number is only worth showing from ``10 / fpr`` of them
+    (:func:`mialab.metrics.min_nonmembers_for_fpr`); :func:`mialab.metrics.evaluate` reports it
+    with that count, the FPR the point attains and an interval. For several targets use
+    :func:`tpr_at_fprs`.
 
     Parameters
     ----------
@@ -154,8 +171,8 @@ def tpr_at_fprs(scores: Any, is_member: Any, fprs: Sequence[float]) -> np.ndarra
     -------
     >>> import numpy as np
     >>> tpr_at_fprs(np.array([0.9, 0.5, 0.5, 0.1]), np.array([True, True, False, False]),
-    ...             [0.1, 0.5]).tolist()
-    [0.5, 1.0]
+    ...             [0.1, 0.5, 0.6]).tolist()
+    [0.5, 0.5, 1.0]
     """
     s, m = check_scores_membership(scores, is_member)
     targets = check_fpr_targets(fprs, name="fprs")
