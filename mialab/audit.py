@@ -25,11 +25,13 @@ from mialab.data import Dataset, load_dataset, make_split
 from mialab.defenses.base import TrainingDefense
 from mialab.defenses.masking import masked_query
 from mialab.fleet import Job, train_jobs
+from mialab.gate import check_budgets
 from mialab.metrics import evaluate
 from mialab.results import AuditResults
 from mialab.seeding import derive_seed, numpy_rng
 from mialab.training import TrainConfig, TrainedModel, logit_query
 from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs, as_index_array
+from mialab.verdict import leak_verdict
 
 __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "target_like_shadow_membership",
            "run_attack", "versions"]
@@ -349,6 +351,26 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
     return results, metrics
 
 
+def audit_verdict(config: AuditConfig, results: Sequence[AttackResult], metrics: Mapping[str, Any]
+                  ) -> dict[str, Any] | None:
+    """The corrected verdict over ``results`` (:func:`mialab.verdict.leak_verdict`), with the
+    bootstrap seed of the per-attack intervals, so the same resampled records; ``None`` when no
+    attack ran."""
+    if not results:
+        return None
+    return leak_verdict(results, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
+                        seed=derive_seed(config.seed, "bootstrap"), metrics=metrics)
+
+
+def audit_gate(config: AuditConfig, results: Sequence[AttackResult]) -> dict[str, Any] | None:
+    """The privacy budgets of ``config.fail_if`` checked on ``results``
+    (:func:`mialab.gate.check_budgets`, the verdict's bootstrap seed); ``None`` without budgets."""
+    if not config.fail_if or not results:
+        return None
+    return check_budgets(results, config.fail_if, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,
+                         seed=derive_seed(config.seed, "bootstrap")).to_dict()
+
+
 #: the distributions whose versions can change a number an audit reports
 _VERSIONED = ("numpy", "scipy", "torch", "torchvision", "scikit-learn", "opacus", "skops", "matplotlib",
               "tqdm", "threadpoolctl", "joblib")
@@ -574,7 +596,7 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         reference_models=[r.summary() for r in reference_models],
         reference_membership=reference_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
-        warnings=warnings)
+        warnings=warnings, verdict=audit_verdict(config, results, metrics), gate=audit_gate(config, results))
     if out is not None:
         from mialab.report import write_run
 

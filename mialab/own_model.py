@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 
 from mialab.attacks import make_attack
-from mialab.audit import (_progress, attack_all, online_reference_membership, target_like_shadow_membership,
-                          hardware, train_shadows, versions)
+from mialab.audit import (_progress, attack_all, audit_verdict, hardware, online_reference_membership,
+                          target_like_shadow_membership, train_shadows, versions)
 from mialab.config import DEFAULT_ATTACKS, AuditConfig
 from mialab.data import Dataset, from_arrays
 from mialab.defenses.masking import TopKMask, released_logits
@@ -464,7 +464,8 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         shadows=shadows_summary, shadow_membership=membership if shadow_queries else None, attacks=results,
         metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(),
         reference_models=ref_summary, reference_membership=ref_membership,
-        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)})
+        model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
+        verdict=audit_verdict(config, results, metrics))
     if out is not None:
         from mialab.report import write_run
 

@@ -49,6 +49,11 @@ class AuditResults:
     warnings:      what makes the audit's numbers say less than they seem to (e.g. a target
                    that barely learned its training data), one sentence each; shown at the
                    top of the report.
+    verdict:       the corrected verdict over all attacks (:func:`mialab.verdict.leak_verdict`):
+                   simultaneous intervals, the worst case's interval corrected for picking the
+                   maximum, and ``leaks``; ``None`` when no attack ran.
+    gate:          the privacy budgets checked (``fail_if``) and their outcome
+                   (:meth:`mialab.gate.GateResult.to_dict`); ``None`` when none was set.
     """
 
     config: dict[str, Any]
@@ -68,15 +73,24 @@ class AuditResults:
     hardware: dict[str, Any] = field(default_factory=dict)
     defense_comparison: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
         """The attack with the highest AUC (ties: the first run).
 
         Picked after seeing the evaluated records: with several attacks the maximum is biased
-        upward and its own interval does not account for the choice (the report says so).
+        upward and its own interval does not account for the choice; :attr:`verdict` holds the
+        interval corrected for it (``verdict["auc"]["corrected"]``).
         """
         return max(self.metrics.values(), key=lambda m: m.auc)
+
+    @property
+    def leaks(self) -> bool | None:
+        """The corrected verdict: the lower bound of the worst-case AUC, corrected for picking the
+        highest of the attacks, lies above 0.5 (``None`` when no attack ran)."""
+        return None if self.verdict is None else bool(self.verdict["leaks"])
 
     def attack(self, name: str) -> AttackResult:
         for a in self.attacks:
@@ -121,9 +135,12 @@ class AuditResults:
             "attacks": {name: m.to_dict() for name, m in self.metrics.items()},
             "most_exposed": {a.attack: self.most_exposed(a.attack) for a in self.attacks},
             "attack_params": {a.attack: a.params for a in self.attacks},
-            "worst_case": None if worst is None else {"attack": worst.attack, "auc": worst.auc,
-                                                      "auc_interval": list(worst.auc_interval),
-                                                      "selected_among": len(self.metrics)},
+            "worst_case": None if worst is None else {
+                "attack": worst.attack, "auc": worst.auc, "auc_interval": list(worst.auc_interval),
+                "selected_among": len(self.metrics),
+                **({} if self.verdict is None else {"corrected_interval": list(self.verdict["auc"]["corrected"])})},
+            "verdict": self.verdict,
+            "privacy_gate": self.gate,
             "distributions": self.distributions(),
             "timings": self.timings,
             "model_counts": self.model_counts,
