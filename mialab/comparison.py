@@ -6,6 +6,16 @@ attacks) and its own training-time defenses, output mask and, optionally, traini
 attack always runs, so a mask that hides scores but not labels is never scored as a complete
 defense. Effectiveness is the reduction of the worst-case attack advantage ``AUC - 0.5``
 relative to the undefended model; utility cost is the drop in test accuracy.
+
+Verdicts account for noise and for the choice of the worst case (issue 12): every model's
+worst-case AUC gets the interval of :func:`mialab.metrics.family.family_intervals`, corrected for
+taking the maximum over attacks, and each candidate's reduction of the worst case (undefended
+minus defended, AUC and TPR at 1% FPR) gets a paired interval from one joint bootstrap of the
+shared evaluated records (:func:`mialab.metrics.family.paired_comparison`), simultaneous over
+the candidates. A defense "works" when that interval lies above 0; only such candidates are
+recommended (see :func:`recommend`). When a candidate was evaluated on other records than the
+undefended model, the intervals fall back to independent (unpaired) bootstraps, and the rows
+say so (``"paired": False``).
 """
 
 from __future__ import annotations
@@ -21,9 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mialab.audit import audit
 from mialab.config import AuditConfig
 from mialab.data import Dataset
+from mialab.metrics.family import (
+    FamilyInterval,
+    PairedDifferences,
+    family_intervals,
+    family_seed,
+    leaks,
+    paired_comparison,
+    unpaired_differences,
+)
+from mialab.metrics.intervals import AUC_KEY, tpr_key
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
 
@@ -52,6 +74,17 @@ REPORT_DEFENSES: tuple[str, ...] = ("l2", "label-smoothing", "top-1")
 
 BASELINE = "none"
 log = logging.getLogger(__name__)
+#: joint coverage of the family-wise intervals and of the reduction intervals
+LEVEL = 0.95
+#: the FPR of the TPR reduction (the rows' ``*_1pct`` keys)
+REDUCTION_FPR = 0.01
+#: how :func:`recommend` ranks, stored with every recommendation
+RECOMMENDATION_RULE = (
+    "Every candidate within the constraints (utility cost at most max_utility_drop; worst-case AUC at most "
+    "target_auc when given) that lowers the worst-case AUC is ranked. Candidates whose paired interval for "
+    "the reduction of the worst-case AUC lies above 0 (beyond noise) come first, ranked by AUC reduction per "
+    "point of test accuracy lost (cost floored at half a point); candidates within noise follow, ranked the "
+    "same way. Only a candidate beyond noise can be recommended.")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -68,9 +101,15 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 @dataclass
 class Recommendation:
+    """One ranked candidate: its worst-case AUC reduction per point of test accuracy lost,
+    whether the reduction is beyond noise (its interval excludes 0) and a one-line reason."""
+
     candidate: str
     gain_per_point: float
     reason: str
+    beyond_noise: bool = False
+    auc_reduction: float | None = None
+    auc_reduction_interval: tuple[float, float] | None = None
 
 
 @dataclass
@@ -82,6 +121,9 @@ class DefenseComparison:
     wall_time_s: float | None = None  # the candidates' audits (a reused baseline not included)
     #: the undefended audit was given by the caller (not run here), who writes its run directory
     baseline_supplied: bool = field(repr=False, default=False)
+    #: :meth:`mialab.metrics.family.PairedDifferences.to_dict` of the reductions (``None``
+    #: without candidates); per-candidate numbers are also in the rows
+    differences: dict[str, Any] | None = field(repr=False, default=None)
 
     def row(self, candidate: str) -> dict[str, Any]:
         for r in self.rows:
@@ -90,7 +132,7 @@ class DefenseComparison:
         raise KeyError(f"no candidate {candidate!r}; compared: {[r['candidate'] for r in self.rows]}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+        return {"rows": self.rows, "differences": self.differences}
 
     def pareto(self) -> list[str]:
         """Candidates on the Pareto front of (test accuracy, worst-case AUC), by accuracy."""
@@ -103,26 +145,37 @@ class DefenseComparison:
         ranked, verdict = recommend(self, max_utility_drop=max_utility_drop, target_auc=target_auc)
         cand = [res for name, res in self.results.items() if name != BASELINE]
         return {"rows": self.rows, "pareto_front": self.pareto(), "wall_time_s": self.wall_time_s,
+                "differences": self.differences,
                 "candidate_models_trained": sum(r.model_counts.get("trained", 0) for r in cand),
                 "candidate_models_loaded_from_cache": sum(r.model_counts.get("loaded_from_cache", 0) for r in cand),
                 "recommendation": {"max_utility_drop": max_utility_drop, "target_auc": target_auc,
-                                   "verdict": verdict,
+                                   "verdict": verdict, "rule": RECOMMENDATION_RULE,
                                    "ranked": [{"candidate": r.candidate, "gain_per_point": r.gain_per_point,
-                                               "reason": r.reason} for r in ranked]}}
+                                               "reason": r.reason, "beyond_noise": r.beyond_noise,
+                                               "auc_reduction": r.auc_reduction,
+                                               "auc_reduction_interval": (None if r.auc_reduction_interval is None
+                                                                          else list(r.auc_reduction_interval))}
+                                              for r in ranked]}}
 
     def table(self) -> str:
         """Plain-text comparison table."""
         head = (f"{'candidate':<20}{'test acc':>9}{'cost':>7}{'worst attack':>20}{'AUC [95% CI]':>24}"
-                f"{'TPR@1%':>8}{'effect.':>9}{'epsilon':>9}")
+                f"{'TPR@1%':>8}{'effect.':>9}{'epsilon':>9}{'AUC cut [paired CI]':>28}")
         lines = [head, "-" * len(head)]
         for r in self.rows:
             eff = "" if r["effectiveness"] is None else f"{100 * r['effectiveness']:.0f}%"
             eps = "" if r.get("epsilon") is None else f"{r['epsilon']:.2f}"
-            lo, hi = r["worst_auc_interval"]
+            lo, hi = r.get("worst_auc_corrected_interval") or r["worst_auc_interval"]
             lines.append(f"{r['candidate']:<20}{100 * r['test_accuracy']:8.1f}%{100 * r['utility_cost']:6.1f}p"
                          f"{r['worst_attack']:>20}{r['worst_auc']:>9.3f} [{lo:.3f}, {hi:.3f}]"
                          + (f"{'—':>8}" if r.get("worst_tpr_at_1pct") is None
-                            else f"{100 * r['worst_tpr_at_1pct']:7.1f}%") + f"{eff:>9}{eps:>9}")
+                            else f"{100 * r['worst_tpr_at_1pct']:7.1f}%") + f"{eff:>9}{eps:>9}"
+                         + f"{_reduction_text(r):>28}")
+        if any(r.get("worst_auc_corrected_interval") for r in self.rows):
+            lines.append("AUC intervals: corrected for picking the worst of the attacks. AUC cut: undefended minus "
+                         "defended worst-case AUC, with a paired interval simultaneous over the candidates"
+                         + (" (* unpaired: other evaluated records)."
+                            if any(r.get("paired") is False for r in self.rows) else "."))
         return "\n".join(lines)
 
     def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
@@ -201,6 +254,129 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
         base_adv = base.worst_case().auc - 0.5
         row["effectiveness"] = None if base_adv <= 0 else 1.0 - (worst.auc - 0.5) / base_adv
     return row
+
+
+def _reduction_text(r: Mapping[str, Any]) -> str:
+    if r.get("auc_reduction") is None:
+        return ""
+    lo, hi = r["auc_reduction_interval"]
+    return f"{r['auc_reduction']:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("*" if r.get("paired") is False else " ")
+
+
+def _scores_by_attack(res: AuditResults) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(record_ids, is_member, {attack: scores})`` of one audit, every attack's scores put in
+    the order of the first attack's records (the order its bootstrap draws index)."""
+    if not res.attacks:
+        raise ValueError("a defense comparison needs attack results in every audit, got an audit without attacks")
+    ids, member = res.attacks[0].record_ids, res.attacks[0].is_member
+    order = np.argsort(ids, kind="stable")
+    scores = {}
+    for a in res.attacks:
+        if np.array_equal(a.record_ids, ids):
+            s, m = a.scores, a.is_member
+        else:
+            theirs = np.argsort(a.record_ids, kind="stable")
+            if not np.array_equal(a.record_ids[theirs], ids[order]):
+                raise ValueError(f"attack {a.attack!r} scored other records than attack {res.attacks[0].attack!r} "
+                                 "in the same audit")
+            s, m = np.empty_like(a.scores), np.empty_like(a.is_member)
+            s[order], m[order] = a.scores[theirs], a.is_member[theirs]
+        if not np.array_equal(m, member):
+            raise ValueError(f"attack {a.attack!r} disagrees with attack {res.attacks[0].attack!r} on which "
+                             "evaluated records are members")
+        scores[a.attack] = s
+    return ids, member, scores
+
+
+def _aligned_to(base_ids: np.ndarray, base_member: np.ndarray, ids: np.ndarray, member: np.ndarray,
+                scores: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """A candidate's scores in the baseline's record order, or ``None`` when it was evaluated on
+    other records (or with other membership), so no paired comparison is possible."""
+    if np.array_equal(ids, base_ids):
+        return scores if np.array_equal(member, base_member) else None
+    if ids.size != base_ids.size:
+        return None
+    b, c = np.argsort(base_ids, kind="stable"), np.argsort(ids, kind="stable")
+    if not (np.array_equal(base_ids[b], ids[c]) and np.array_equal(base_member[b], member[c])):
+        return None
+    out = {}
+    for name, s in scores.items():
+        t = np.empty_like(s)
+        t[b] = s[c]
+        out[name] = t
+    return out
+
+
+def _rows(results: Mapping[str, AuditResults]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The comparison rows (:func:`_row`) with the family-wise and paired-difference keys, and
+    the :class:`~mialab.metrics.family.PairedDifferences` as a dict (``None`` without candidates).
+
+    Keys added to every row:
+      ``worst_auc_corrected_interval``: interval of the maximum AUC over the audit's attacks,
+      corrected for the choice (``family_intervals``, joined with the worst attack's reported
+      ``auc_interval``, see :meth:`~mialab.metrics.family.FamilyInterval.joined`);
+      ``leaks``: its lower bound exceeds 0.5;
+      ``worst_tpr_at_1pct_corrected_interval``: the same for TPR at 1% FPR (``None`` when 1% is
+      not among the audit's FPR targets);
+      ``auc_reduction``, ``auc_reduction_interval``: undefended minus this candidate's worst-case
+      AUC and its interval (paired when the records agree; simultaneous over candidates);
+      ``tpr_at_1pct_reduction``, ``tpr_at_1pct_reduction_interval``: the same for TPR at 1% FPR
+      (``None`` when 1% is not among the FPR targets); ``defense_works``: the AUC reduction's
+      interval lies above 0; ``paired``: whether those intervals are paired. The baseline row
+      has ``None`` for the reduction keys.
+
+    Seeds: ``family_seed(config seed)`` (the audit's own bootstrap seed) for every bootstrap,
+    so each model's family intervals are its own audit's verdict intervals and resample the
+    records its per-attack intervals resample (the record draws depend only on the seed and the
+    class sizes); ``n_bootstrap`` from the baseline's configuration.
+    """
+    base = results[BASELINE]
+    rows = [_row(name, res, None if name == BASELINE else base) for name, res in results.items()]
+    targets = tuple(base.config["fpr_targets"])
+    has_1pct = REDUCTION_FPR in targets
+    n_boot, seed = int(base.config["n_bootstrap"]), family_seed(int(base.config["seed"]))
+    data = {name: _scores_by_attack(res) for name, res in results.items()}
+    base_ids, base_member, base_scores = data[BASELINE]
+    cands = [name for name in results if name != BASELINE]
+    aligned = {c: _aligned_to(base_ids, base_member, *data[c]) for c in cands}
+    paired = all(v is not None for v in aligned.values())
+    families: dict[str, dict[str, FamilyInterval]] = {}
+    diffs: PairedDifferences | None = None
+    if cands and paired:
+        families[BASELINE], cand_fams, diffs = paired_comparison(
+            base_scores, {c: aligned[c] for c in cands}, base_member, fpr_targets=targets, fpr=REDUCTION_FPR,
+            level=LEVEL, n_bootstrap=n_boot, seed=seed)
+        families.update(cand_fams)
+    else:
+        for name, res in results.items():
+            _, member, scores = data[name]
+            families[name] = family_intervals(scores, member, fpr_targets=targets, level=LEVEL,
+                                              n_bootstrap=int(res.config["n_bootstrap"]),
+                                              seed=family_seed(int(res.config["seed"])))
+        if cands:
+            log.warning("defense comparison: %s evaluated on other records than the undefended model; "
+                        "reduction intervals are unpaired", [c for c in cands if aligned[c] is None])
+            diffs = unpaired_differences(base_scores, base_member, {c: (data[c][2], data[c][1]) for c in cands},
+                                         fpr=REDUCTION_FPR, level=LEVEL, n_bootstrap=n_boot, seed=seed)
+    for row in rows:
+        fam, metrics = families[row["candidate"]], results[row["candidate"]].metrics
+        # joined with the worst attack's interval as the audit reports it (its own seed and
+        # method), so the corrected interval is never narrower than the one shown beside it
+        auc = fam[AUC_KEY].joined(metrics[fam[AUC_KEY].worst].auc_interval)
+        row["worst_auc_corrected_interval"] = list(auc.corrected)
+        row["leaks"] = leaks(auc)
+        if has_1pct:
+            tpr = fam[tpr_key(REDUCTION_FPR)]
+            tpr = tpr.joined(metrics[tpr.worst].tpr_at(REDUCTION_FPR).interval)
+        row["worst_tpr_at_1pct_corrected_interval"] = list(tpr.corrected) if has_1pct else None
+        d = None if diffs is None or row["candidate"] == BASELINE else diffs[row["candidate"]]
+        row["auc_reduction"] = None if d is None else d.auc
+        row["auc_reduction_interval"] = None if d is None else list(d.auc_interval)
+        row["tpr_at_1pct_reduction"] = None if d is None or not has_1pct else d.tpr
+        row["tpr_at_1pct_reduction_interval"] = None if d is None or not has_1pct else list(d.tpr_interval)
+        row["defense_works"] = None if d is None else d.works
+        row["paired"] = None if d is None else diffs.paired
+    return rows, None if diffs is None else diffs.to_dict()
 
 
 def candidate_specs(candidates: list[str] | Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -288,9 +464,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
                 continue
             log.info("defense comparison: candidate %d of %d: %s", i, len(configs) - 1, name)
             results[name] = audit(data, config=cfg, quiet=quiet, cache_dir=cache_dir)
-    rows = [_row(name, res, None if name == BASELINE else results[BASELINE]) for name, res in results.items()]
+    rows, differences = _rows(results)
     comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
-                                   baseline_supplied=baseline is not None)
+                                   baseline_supplied=baseline is not None, differences=differences)
     if out is not None:  # a given baseline's caller writes its own report (see mialab audit)
         comparison.save(out, report=baseline is None, overwrite=overwrite)
     return comparison
@@ -323,34 +499,65 @@ def check_constraints(max_utility_drop: float, target_auc: float | None) -> None
 
 def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,
               target_auc: float | None = None) -> tuple[list[Recommendation], str]:
-    """Rank candidates by measured privacy gain (worst-case ``AUC - 0.5`` removed) per point of
-    test accuracy lost, among those within ``max_utility_drop`` (and at or below ``target_auc``
-    when given). Returns the ranked list and a one-line verdict (which says when nothing fits)."""
+    """Rank the candidates and say which one to deploy (:data:`RECOMMENDATION_RULE`).
+
+    Considered: every candidate within ``max_utility_drop`` (and with a worst-case AUC at or
+    below ``target_auc`` when given) whose worst-case AUC is below the undefended one. Its
+    reduction is *beyond noise* when the row's ``auc_reduction_interval`` (paired, simultaneous
+    over the candidates) lies above 0; rows without one (made before these intervals existed)
+    fall back to "its own worst-case AUC interval lies below the undefended AUC".
+
+    Ranked: candidates beyond noise first, then those within noise; within each group by gain
+    per point, the worst-case AUC reduction divided by the points of test accuracy lost, the
+    cost floored at half a point (a free defense would otherwise divide by zero, and a test
+    accuracy measured on a few thousand records does not resolve much less). So a reduction
+    that may be noise is never ranked above one that is not, however cheap it is.
+
+    Returns the ranked list and a one-line verdict: ``"Recommended: ..."`` (the first candidate
+    beyond noise, naming the candidates within noise), ``"Inconclusive: ..."`` (candidates
+    lowered the AUC, none beyond noise) or ``"No candidate ..."`` (nothing within the
+    constraints lowered it).
+    """
     check_constraints(max_utility_drop, target_auc)
     base = comparison.row(BASELINE)
     ranked = []
     for r in comparison.rows:
         if r["candidate"] == BASELINE:
             continue
-        gain = (base["worst_auc"] - 0.5) - (r["worst_auc"] - 0.5)
+        reduction = r.get("auc_reduction")
+        gain = base["worst_auc"] - r["worst_auc"] if reduction is None else reduction
         if gain <= 0 or r["utility_cost"] > max_utility_drop:
             continue
         if target_auc is not None and r["worst_auc"] > target_auc:
             continue
         per_point = gain / max(100 * r["utility_cost"], 0.5)  # cost floored at half a point
+        interval = r.get("auc_reduction_interval")
+        if interval is not None:
+            beyond = interval[0] > 0
+            how = "paired" if r.get("paired", True) else "unpaired"
+            noise = (f"; reduction {gain:.3f}, {how} interval [{interval[0]:.3f}, {interval[1]:.3f}]"
+                     + (", beyond noise." if beyond else " includes 0, so the reduction is within noise."))
+        else:  # a row without reduction intervals: its own interval against the undefended point
+            beyond = r["worst_auc_interval"][1] < base["worst_auc"]
+            noise = ("." if beyond else
+                     "; its interval still contains the undefended AUC, so the reduction is within noise.")
+        lo, hi = r.get("worst_auc_corrected_interval") or r["worst_auc_interval"]
         reason = (f"{r['candidate']}: worst-case AUC {base['worst_auc']:.3f} -> {r['worst_auc']:.3f} "
-                  f"[{r['worst_auc_interval'][0]:.3f}, {r['worst_auc_interval'][1]:.3f}] "
-                  f"({r['worst_attack']}) for {100 * r['utility_cost']:.1f} points of test accuracy "
-                  f"({100 * base['test_accuracy']:.1f}% -> {100 * r['test_accuracy']:.1f}%)"
-                  + ("; its interval still contains the undefended AUC, so the reduction is within noise."
-                     if r["worst_auc_interval"][1] >= base["worst_auc"] else "."))
-        ranked.append(Recommendation(r["candidate"], per_point, reason))
-    ranked.sort(key=lambda rec: -rec.gain_per_point)
-    if ranked and comparison.row(ranked[0].candidate)["worst_auc_interval"][1] >= base["worst_auc"]:
+                  f"[{lo:.3f}, {hi:.3f}] ({r['worst_attack']}) for {100 * r['utility_cost']:.1f} points of test "
+                  f"accuracy ({100 * base['test_accuracy']:.1f}% -> {100 * r['test_accuracy']:.1f}%)" + noise)
+        ranked.append(Recommendation(r["candidate"], per_point, reason, beyond_noise=beyond,
+                                     auc_reduction=None if reduction is None else float(reduction),
+                                     auc_reduction_interval=None if interval is None else (float(interval[0]),
+                                                                                           float(interval[1]))))
+    ranked.sort(key=lambda rec: (not rec.beyond_noise, -rec.gain_per_point))  # stable: row order on ties
+    within = [rec.candidate for rec in ranked if not rec.beyond_noise]
+    if ranked and ranked[0].beyond_noise:
+        verdict = f"Recommended: {ranked[0].reason}"
+        if within:
+            verdict += f" Within noise, not recommended: {', '.join(within)}."
+    elif ranked:
         verdict = (f"Inconclusive: no candidate lowered the worst-case AUC beyond noise; the best measured is "
                    f"{ranked[0].reason}")
-    elif ranked:
-        verdict = f"Recommended: {ranked[0].reason}"
     else:
         verdict = (f"No candidate lowered the worst-case AUC ({base['worst_auc']:.3f}) within a utility drop of "
                    f"{100 * max_utility_drop:.1f} points" + (f" and AUC <= {target_auc}" if target_auc else "") + ".")

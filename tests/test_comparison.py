@@ -74,6 +74,107 @@ def test_recommendation_says_when_the_reduction_is_within_noise():
     assert verdict.startswith("Inconclusive: no candidate lowered the worst-case AUC beyond noise")
 
 
+def _paired(candidate, test_accuracy, worst_auc, interval, reduction_interval, *, paired=True):
+    """A fake candidate row with its paired reduction of the worst-case AUC (baseline 0.70)."""
+    return {"candidate": candidate, "test_accuracy": test_accuracy, "utility_cost": round(0.9 - test_accuracy, 10),
+            "worst_auc": worst_auc, "worst_auc_interval": interval, "auc_reduction": round(0.70 - worst_auc, 10),
+            "auc_reduction_interval": reduction_interval, "defense_works": reduction_interval[0] > 0, "paired": paired}
+
+
+def test_the_issues_reproducible_case_recommends_the_candidate_beyond_noise():
+    """Issue 12: baseline worst AUC 0.70; a: 0.66 [0.60, 0.72] at no cost; b: 0.55 [0.50, 0.60]
+    for 3 points (within the 5-point budget). a has the larger gain per point (0.04 / 0.5 =
+    0.08 against 0.15 / 3 = 0.05) but its reduction is noise; b's is not, so b is recommended."""
+    c = _fake([_paired("a", 0.90, 0.66, [0.60, 0.72], [-0.02, 0.10]),
+               _paired("b", 0.87, 0.55, [0.50, 0.60], [0.09, 0.21])])
+    ranked, verdict = recommend(c)  # default budget: 5 points
+    assert [r.candidate for r in ranked] == ["b", "a"]
+    assert [r.beyond_noise for r in ranked] == [True, False]
+    assert ranked[0].gain_per_point == pytest.approx(0.15 / 3) and ranked[1].gain_per_point == pytest.approx(0.04 / 0.5)
+    assert verdict.startswith("Recommended: b: worst-case AUC 0.700 -> 0.550 [0.500, 0.600]")
+    assert "paired interval [0.090, 0.210], beyond noise" in verdict
+    assert verdict.endswith("Within noise, not recommended: a.")
+    assert "within noise" in ranked[1].reason and "[-0.020, 0.100]" in ranked[1].reason
+    # rows made before the paired intervals: b's own interval lies below 0.70, a's does not
+    old = _fake([{k: v for k, v in r.items() if k not in ("auc_reduction", "auc_reduction_interval", "paired")}
+                 for r in c.rows[1:]])
+    ranked, verdict = recommend(old)
+    assert [r.candidate for r in ranked] == ["b", "a"] and verdict.startswith("Recommended: b")
+    # without b's budget only noise is left: inconclusive, naming the best measured
+    ranked, verdict = recommend(c, max_utility_drop=0.02)
+    assert [r.candidate for r in ranked] == ["a"]
+    assert verdict.startswith("Inconclusive: no candidate lowered the worst-case AUC beyond noise; "
+                              "the best measured is a:")
+    summary = c.summary()["recommendation"]
+    assert [r["beyond_noise"] for r in summary["ranked"]] == [True, False] and "noise" in summary["rule"]
+    assert summary["ranked"][0]["auc_reduction_interval"] == [0.09, 0.21]
+
+
+def test_the_best_candidate_need_not_be_the_cheapest():
+    """cheap: free but a small reduction (0.02 / 0.5 = 0.04 per point); mid: 0.15 for one point
+    (0.15 per point); dear: 0.20 for four points (0.05 per point). All beyond noise: mid first."""
+    c = _fake([_paired("cheap", 0.90, 0.68, [0.63, 0.73], [0.005, 0.035]),
+               _paired("mid", 0.89, 0.55, [0.50, 0.60], [0.10, 0.20]),
+               _paired("dear", 0.86, 0.50, [0.45, 0.55], [0.15, 0.25])])
+    ranked, verdict = recommend(c)
+    assert [r.candidate for r in ranked] == ["mid", "dear", "cheap"] and all(r.beyond_noise for r in ranked)
+    assert verdict.startswith("Recommended: mid") and "Within noise" not in verdict
+    assert [r.candidate for r in recommend(c, max_utility_drop=0.005)[0]] == ["cheap"]
+    assert [r.candidate for r in recommend(c, target_auc=0.52)[0]] == ["dear"]
+    # an unpaired interval (other evaluated records) says so
+    c = _fake([_paired("moved", 0.89, 0.55, [0.50, 0.60], [0.05, 0.25], paired=False)])
+    (rec,), verdict = recommend(c)
+    assert "unpaired interval [0.050, 0.250]" in rec.reason and verdict.startswith("Recommended: moved")
+
+
+def test_rows_carry_corrected_intervals_and_paired_reductions(comparison):
+    c, _ = comparison
+    base = c.row("none")
+    assert base["auc_reduction"] is None and base["defense_works"] is None and base["paired"] is None
+    for r in c.rows:
+        lo, hi = r["worst_auc_corrected_interval"]
+        assert lo <= r["worst_auc_interval"][0] and hi >= r["worst_auc_interval"][1]  # never narrower
+        assert r["leaks"] == (lo > 0.5)
+        no_1pct = 0.01 not in c.results["none"].config["fpr_targets"]
+        assert (r["worst_tpr_at_1pct_corrected_interval"] is None) == no_1pct
+    for name in ("l2", "top-1"):
+        r = c.row(name)
+        assert r["paired"] is True and r["auc_reduction"] == pytest.approx(base["worst_auc"] - r["worst_auc"])
+        lo, hi = r["auc_reduction_interval"]
+        assert lo <= hi and r["defense_works"] == (lo > 0)
+    assert c.differences["paired"] and set(c.differences["candidates"]) == {"l2", "top-1"}
+    assert json.loads(json.dumps(c.summary(), allow_nan=False))["differences"] == c.differences
+    assert "AUC cut" in c.table()
+
+
+def test_rows_pair_by_record_id_and_fall_back_to_unpaired_on_other_records(comparison):
+    import dataclasses
+
+    from mialab.comparison import _rows
+
+    c, _ = comparison
+    rows, diffs = _rows(c.results)
+    assert rows == c.rows and diffs == c.differences  # same seed, same numbers
+
+    def remap(res, ids_of):
+        return dataclasses.replace(res, attacks=[dataclasses.replace(a, record_ids=ids_of(a)) for a in res.attacks])
+
+    def permute(res, perm):
+        return dataclasses.replace(res, attacks=[
+            dataclasses.replace(a, record_ids=a.record_ids[perm], labels=a.labels[perm], scores=a.scores[perm],
+                                is_member=a.is_member[perm]) for a in res.attacks])
+
+    perm = np.random.default_rng(0).permutation(c.results["l2"].attacks[0].record_ids.size)
+    shuffled = {**c.results, "l2": permute(c.results["l2"], perm)}
+    rows2, diffs2 = _rows(shuffled)
+    assert diffs2 == diffs  # paired by record id, whatever the order the audit kept
+    assert [r["auc_reduction_interval"] for r in rows2] == [r["auc_reduction_interval"] for r in rows]
+    moved = {**c.results, "l2": remap(c.results["l2"], lambda a: a.record_ids + 10**6)}
+    rows3, diffs3 = _rows(moved)
+    assert diffs3["paired"] is False and rows3[1]["paired"] is False and "unpaired" in diffs3["method"]
+    assert rows3[1]["auc_reduction"] == pytest.approx(rows[1]["auc_reduction"])
+
+
 def test_bad_comparison_requests_are_refused():
     with pytest.raises(ValueError, match="unknown"):
         mialab.compare_defenses(["l3"], quiet=True)
