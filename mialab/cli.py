@@ -2,6 +2,7 @@
 
     mialab audit --dataset digits --model mlp --attacks threshold,loss,shadow,label-only --out runs/x
     mialab audit --config audit.toml --seed 3 --defenses l2,dp-sgd-eps8,top-1
+    mialab audit --no-defenses --fail-if "auc>0.6" --fail-if "tpr@1%>0.05"   # a CI privacy gate
     mialab defend --candidates l2,dropout,top-1 --max-utility-drop 0.02
     mialab report runs/x          # re-render report.html / report.md from results.json
     mialab list
@@ -19,7 +20,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "config_from_args"]
+__all__ = ["main", "build_parser", "config_from_args", "EXIT_CODES"]
+
+#: the exit statuses of the commands that run an audit, shown in their --help
+EXIT_CODES = """exit status:
+  0    the audit ran, and every --fail-if budget was kept (or none was given)
+  2    an error: bad arguments or settings, a missing file, ... (one line on stderr)
+  3    a --fail-if budget was broken: the corrected lower bound of the worst attack's
+       metric exceeds it (the run directory is written all the same)
+  4    no budget was broken, but one could not be checked: a TPR at an FPR that the
+       audit's non-members cannot resolve (needs at least 10/FPR of them)
+  130  interrupted (Ctrl-C)
+
+privacy gate example (a CI step fails on 3 and 4 alike; test $? to tell them apart):
+  mialab audit --config audit.toml --fail-if "auc>0.6" --fail-if "tpr@1%>0.05"
+"""
+_GATE_HELP = ("privacy budget 'metric>limit', repeatable: --fail-if 'auc>0.6' --fail-if 'tpr@1%%>0.05' "
+              "(metrics auc and tpr@<fpr>, the FPR as 1%% or 0.01); exit 3 when the corrected lower bound of "
+              "the worst attack's metric exceeds a budget, 4 when one cannot be checked (see exit status "
+              "below){}; default: no gate")
 
 log = logging.getLogger("mialab")
 
@@ -36,6 +55,16 @@ _FIELDS = {
 }
 
 
+class _EpilogFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph texts as usual but prints a text with line breaks (the exit-status
+    epilog) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mialab import __version__
 
@@ -44,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print mialab's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="train a target and shadow models, attack, report",
-                       description="Run a membership-inference audit. Flags override --config.")
+                       description="Run a membership-inference audit. Flags override --config.",
+                       epilog=EXIT_CODES, formatter_class=_EpilogFormatter)
     _add_audit_args(a)
+    a.add_argument("--fail-if", action="append", metavar="EXPR",
+                   help=_GATE_HELP.format("; replaces fail_if of --config"))
     d = sub.add_parser("defend", help="re-attack defended models, compare, recommend",
                        description="Audit the undefended model and each candidate defense with the same "
                                    "seed, split and attacks (label-only always included); print the "
@@ -60,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("audit-model", help="audit a model you trained (weights, TorchScript or scikit-learn)",
                        description="Audit a trained model on known members and non-members. Model files load "
                                    "safely: PyTorch weights with weights_only=True, scikit-learn from .skops; "
-                                   "pickle/joblib only with --trust-pickle.")
+                                   "pickle/joblib only with --trust-pickle.",
+                       epilog=EXIT_CODES.replace("mialab audit --config audit.toml", "mialab audit-model ..."),
+                       formatter_class=_EpilogFormatter)
     src = m.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", type=Path, help="PyTorch state dict (.pt) for --arch (one of --weights, --torchscript, --sklearn is required)")
     src.add_argument("--torchscript", type=Path, help="TorchScript module file (one of --weights, --torchscript, --sklearn is required)")
@@ -92,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, help="shadow training epochs (default 30)")
     m.add_argument("--batch-size", type=int, help="shadow training batch size (default 64)")
     m.add_argument("--lr", type=float, help="shadow training learning rate (default 0.001)")
+    m.add_argument("--fail-if", action="append", metavar="EXPR", help=_GATE_HELP.format(""))
     _add_run_args(m, out="runs/own-model-seed<seed>", defaults=True)
     sub.add_parser("list", help="list datasets, models, attacks and defenses")
     c = sub.add_parser("cache", help="show or clear the cache of trained models",
@@ -206,6 +241,11 @@ def config_from_args(args: argparse.Namespace):
         base["attacks"] = [a.strip() for a in args.attacks.split(",") if a.strip()]
     if args.csv is not None:
         base["dataset"] = args.csv.stem
+    if getattr(args, "fail_if", None) is not None:  # `defend` has no --fail-if
+        from mialab.gate import parse_budgets
+
+        parse_budgets(args.fail_if, name="--fail-if")  # errors name the flag, not the setting
+        base["fail_if"] = list(args.fail_if)
     return AuditConfig.from_dict(base)
 
 
@@ -223,19 +263,20 @@ def cache_dir_from_args(args: argparse.Namespace) -> Path | None:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     candidates = None if args.no_defenses else args.defenses or ",".join(_report_defenses())
-    return _run(args, candidates, explicit=args.defenses is not None)
+    return _run(args, candidates, explicit=args.defenses is not None, gate=True)
 
 
 def _cmd_defend(args: argparse.Namespace) -> int:
     if args.no_defenses:
         raise ValueError("mialab defend compares defenses; --no-defenses contradicts it (use mialab audit)")
-    return _run(args, args.defenses or args.candidates, explicit=True)
+    return _run(args, args.defenses or args.candidates, explicit=True, gate=False)
 
 
-def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) -> int:
+def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, gate: bool) -> int:
     """The audit, then (unless ``candidates`` is None) the defense comparison against it, then
     the run directory with the report. Candidates are written under ``<out>/defenses/<name>/``;
-    the whole directory appears only once complete (nothing is written before the end)."""
+    the whole directory appears only once complete (nothing is written before the end).
+    With ``gate`` and budgets (``fail_if``), returns the privacy gate's exit code."""
     from mialab.audit import audit
     from mialab.comparison import compare_defenses
     from mialab.data import from_csv
@@ -244,6 +285,9 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
     if (args.csv is None) != (args.label_column is None):
         raise ValueError("--csv and --label-column go together: give both or neither")
     config = config_from_args(args)
+    if config.fail_if and not gate:
+        raise ValueError(f"mialab {args.command} does not check privacy budgets; the configuration sets "
+                         f"fail_if={list(config.fail_if)} (check them with mialab audit)")
     names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
     if names:
         from mialab.comparison import check_constraints
@@ -274,13 +318,39 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool) ->
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
                                                         target_auc=args.target_auc)
         results.timings["defense_comparison_s"] = comparison.wall_time_s
+    privacy = _privacy_gate(results, config.fail_if, fpr_targets=config.fpr_targets,
+                            n_bootstrap=config.n_bootstrap, seed=config.seed)
     write_run(results, out, overwrite=args.overwrite, comparison=comparison if names else None)
     print(summary_table(results))
     if names:
         print("\n" + comparison.table())
         print("\n" + results.defense_comparison["recommendation"]["verdict"])
+    if privacy is not None:
+        from mialab.gate import gate_lines
+
+        print("\n" + "\n".join(gate_lines(privacy)))
     print(f"\nrun directory: {out}\nreport: {Path(out) / 'report.html'} (also report.md, results.json)")
-    return 0
+    return 0 if privacy is None else int(privacy["exit_code"])
+
+
+def _privacy_gate(results: Any, budgets: Sequence[str], *, fpr_targets: Sequence[float], n_bootstrap: int,
+                  seed: int) -> dict[str, Any] | None:
+    """The privacy gate as a dict (:meth:`mialab.gate.GateResult.to_dict`), or None without budgets.
+
+    Taken from ``results.gate`` when the audit checked the budgets itself; otherwise checked
+    here, with the audit's bootstrap seed (the resamples of its reported intervals), and kept
+    on ``results.gate`` for the run directory."""
+    if not budgets:
+        return None
+    gate = getattr(results, "gate", None)
+    if gate is None:
+        from mialab.gate import check_budgets
+        from mialab.seeding import derive_seed
+
+        gate = check_budgets(results.attacks, budgets, fpr_targets=fpr_targets, n_bootstrap=n_bootstrap,
+                             seed=derive_seed(seed, "bootstrap")).to_dict()
+        results.gate = gate
+    return gate
 
 
 def _ran_config(results: Any, config: Any) -> Any:
@@ -302,6 +372,9 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
     from mialab.report import check_run_dir, summary_table, write_run
     from mialab.training import TrainConfig
 
+    from mialab.gate import parse_budgets
+
+    budgets = parse_budgets(args.fail_if or [], name="--fail-if")  # before loading or training anything
     out = args.out or Path("runs") / f"own-model-seed{args.seed}"
     check_run_dir(out, overwrite=args.overwrite, name="--out")  # before loading or training anything
 
@@ -335,10 +408,16 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
                           n_reference_models=args.reference_models, n_target_train=args.n_target_train,
                           n_classes=n_classes, seed=args.seed, n_bootstrap=args.bootstrap,
                           quiet=args.quiet, cache_dir=cache_dir_from_args(args))
+    privacy = _privacy_gate(results, [str(b) for b in budgets], fpr_targets=results.config["fpr_targets"],
+                            n_bootstrap=args.bootstrap, seed=args.seed)
     write_run(results, out, overwrite=args.overwrite)
     print(summary_table(results))
+    if privacy is not None:
+        from mialab.gate import gate_lines
+
+        print("\n" + "\n".join(gate_lines(privacy)))
     print(f"\nrun directory: {out}")
-    return 0
+    return 0 if privacy is None else int(privacy["exit_code"])
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:

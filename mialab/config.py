@@ -56,9 +56,13 @@ class AuditConfig:
         deviation 1 with statistics of the target's training records alone
         (:func:`mialab.data.standardize_features`), for raw features on very different scales
         (wine: a target that never learns otherwise). Default ``False``: features as given.
+    fail_if: privacy budgets for a pipeline gate, e.g. ``("auc>0.6", "tpr@1%>0.05")`` (syntax in
+        :mod:`mialab.gate`): the audit fails (``mialab audit`` exits 3) when the corrected lower
+        bound of the worst attack's metric exceeds a budget. Default ``()``: no gate. Checked
+        here when built, so a typo is refused before any training.
 
-    Sequence fields (``attacks``, ``fpr_targets``, ``defenses``) take lists or tuples, never a
-    bare string or mapping: ``attacks=["loss"]``, not ``attacks="loss"``.
+    Sequence fields (``attacks``, ``fpr_targets``, ``defenses``, ``fail_if``) take lists or tuples,
+    never a bare string or mapping: ``attacks=["loss"]``, not ``attacks="loss"``.
     """
 
     dataset: str = "digits"
@@ -84,6 +88,7 @@ class AuditConfig:
     n_bootstrap: int = 1000
     fpr_targets: tuple[float, ...] = (0.001, 0.01, 0.1)
     standardize: bool = False
+    fail_if: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from mialab.attacks import attack_names  # the registry owns the valid names
@@ -96,6 +101,14 @@ class AuditConfig:
         object.__setattr__(self, "fpr_targets", check_fpr_targets(self.fpr_targets, name="fpr_targets"))
         if not self.fpr_targets:
             raise ValueError("fpr_targets must name at least one FPR, got none")
+        from mialab.gate import parse_budgets  # the gate owns what a budget is
+
+        if isinstance(self.fail_if, (list, tuple)) and any(not isinstance(b, str) for b in self.fail_if):
+            bad = next(b for b in self.fail_if if not isinstance(b, str))
+            raise TypeError(f"fail_if must hold budget strings such as 'auc>0.6', got {bad!r} "
+                            f"({type(bad).__name__}) in {list(self.fail_if)!r}")
+        parse_budgets(self.fail_if, name="fail_if")  # refuses a bare string, bad syntax, repeats
+        object.__setattr__(self, "fail_if", tuple(self.fail_if))
         for name in ("download", "standardize"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool (true/false), got {getattr(self, name)!r}")
@@ -206,6 +219,7 @@ class AuditConfig:
         out["attack_params"] = {k: dict(v) for k, v in self.attack_params.items()}
         out["attacks"] = list(self.attacks)
         out["fpr_targets"] = list(self.fpr_targets)
+        out["fail_if"] = list(self.fail_if)
         out["defenses"] = [dict(d) for d in self.defenses]
         out["output_mask"] = None if self.output_mask is None else dict(self.output_mask)
         return out
