@@ -181,7 +181,7 @@ def test_results_json_has_the_documented_keys_and_types(run_dir):
     assert set(doc) == {"schema_version", "config", "dataset", "split_sizes", "target", "shadows",
                         "reference_models", "attacks", "most_exposed", "attack_params", "worst_case",
                         "distributions", "timings", "model_counts", "versions", "hardware", "defense_comparison",
-                        "warnings"}
+                        "warnings", "verdict", "privacy_gate"}
     readme = (ROOT / "README.md").read_text()
     for key in doc:
         assert f"`{key}`" in readme, f"results.json key {key!r} is not documented in README.md"
@@ -203,7 +203,7 @@ def test_results_json_has_the_documented_keys_and_types(run_dir):
     comp = doc["defense_comparison"]
     assert [r["candidate"] for r in comp["rows"]] == ["none", "top-1", "l2"]
     assert set(comp["pareto_front"]) <= {"none", "top-1", "l2"} and comp["pareto_front"]
-    assert set(comp["recommendation"]) == {"max_utility_drop", "target_auc", "verdict", "ranked"}
+    assert set(comp["recommendation"]) == {"max_utility_drop", "target_auc", "verdict", "ranked", "rule"}
     # the top-1 mask keeps every label, so its label-only attack sees exactly what the baseline's did
     assert comp["rows"][1]["attacks"]["label-only"]["auc"] == comp["rows"][0]["attacks"]["label-only"]["auc"]
     json.dumps(doc, allow_nan=False)
@@ -385,15 +385,32 @@ def _render(doc: dict, tmp_path: Path, run_dir: Path) -> str:
     return (d / "report.md").read_text()
 
 
-def test_verdict_says_leak_only_when_some_interval_excludes_chance(run_dir, tmp_path):
+def test_verdict_restates_the_corrected_call_and_never_judges_on_its_own(run_dir, tmp_path):
+    """The page says "leaks" exactly when results.json's corrected verdict does, whatever each
+    attack's own interval says (one attack above chance is not a leak once the choice among
+    several is accounted for)."""
     doc = load(run_dir)
     for m in doc["attacks"].values():
-        m["auc_interval"] = [min(m["auc_interval"][0], 0.49), m["auc_interval"][1]]
+        m["auc_interval"] = [0.51, max(m["auc_interval"][1], 0.52)]  # every own interval above chance
+    doc["verdict"]["leaks"] = False
+    doc["verdict"]["leaking_attacks"] = []
+    doc["verdict"]["auc"]["corrected"] = [0.49, 0.7]
     md = _render(doc, tmp_path, run_dir)
-    assert "No attack is distinguishable from chance" in md and "leaks measurably" not in md
-    doc["attacks"]["loss"]["auc_interval"][0] = 0.51  # one attack above chance, not the worst case
+    assert "No leak is detectable at this sample size" in md and "Membership leaks" not in md
+    assert "interval is \\[0.490, 0.700\\]" in md  # Markdown escapes brackets
+    doc["verdict"]["leaks"] = True
+    doc["verdict"]["leaking_attacks"] = ["loss"]
+    doc["verdict"]["auc"]["corrected"] = [0.51, 0.7]
     md = _render(doc, tmp_path, run_dir)
-    assert "Membership leaks measurably: loss tell" in md and "No attack is distinguishable" not in md
+    assert "Membership leaks: corrected for picking the highest of 5 attacks" in md
+    assert "simultaneous interval lies above chance: loss." in md and "No leak is detectable" not in md
+
+
+def test_a_run_without_a_verdict_says_so(run_dir, tmp_path):
+    doc = load(run_dir)
+    del doc["verdict"]
+    md = _render(doc, tmp_path, run_dir)
+    assert "predates the corrected verdict" in md and "Membership leaks" not in md
 
 
 def test_lowest_fpr_target_is_used_whatever_their_order(run_dir, tmp_path):
@@ -403,7 +420,7 @@ def test_lowest_fpr_target_is_used_whatever_their_order(run_dir, tmp_path):
     doc["config"]["fpr_targets"] = doc["config"]["fpr_targets"][::-1]
     md = _render(doc, tmp_path, run_dir)
     limits = md[md.index("## What this audit does not show"):]
-    assert "TPR at 0.1% FPR needs at least 1,000 non-members (resolved here: no)" in limits
+    assert "TPR at 0.1% FPR needs at least 10,000 non-members (resolved here: no)" in limits
 
 
 def test_comparison_with_other_fpr_targets(tmp_path):

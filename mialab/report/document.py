@@ -179,28 +179,66 @@ def _verdict(d: _Doc) -> Section:
     else:
         parts += [" on ", d.n("int", "attacks", w, "n_nonmembers"), " non-members (too few to resolve any TPR at low FPR)"]
     parts.append(".")
-    above = [a for a, m in doc["attacks"].items() if m["auc_interval"][0] > 0.5]
-    level = ["the ", d.n("pctg", "attacks", w, "bootstrap", "level"), " interval"]
-    if above:
-        judgement: list[Part] = ["Membership leaks measurably: "] + _join(
-            [[d.n("text", "attacks", a, "attack")] for a in above]) + [
-            " tell members from non-members better than chance (each attack's own "] + level[1:] + [
-            " lies above an AUC of ", Static("0.5"),
-            "; with several attacks compared, one such interval can also exclude chance by luck, so weigh how far "
-            "above it lies)."]
-    else:
-        judgement = ["No attack is distinguishable from chance at this sample size (every attack's "] + level[1:] + [
-            " includes an AUC of ", Static("0.5"), "). That is not proof of privacy: see what this audit does not show."]
     blocks: list[Any] = [Para(["Warning: ", d.n("text", "warnings", i)], cls="warning")
                          for i in range(len(doc.get("warnings") or ()))]
-    blocks += [Para(parts, cls="verdict"), Para(judgement)]
-    first = ["The worst case is the highest AUC of ", d.n("int", "worst_case", "selected_among"),
-             " attacks, picked after seeing the evaluated records, so it is biased upward; its interval "
-             "does not account for that choice."]
-    blocks.append(Para(first, cls="note"))
+    blocks.append(Para(parts, cls="verdict"))
+    if doc.get("verdict"):
+        blocks += _corrected_verdict(d)
+    else:
+        blocks.append(Para(["This run directory predates the corrected verdict (intervals that account for "
+                            "picking the worst of several attacks); re-run the audit to get it. The worst case "
+                            "above is the highest AUC of ", d.n("int", "worst_case", "selected_among"),
+                            " attacks and its interval ignores that choice."], cls="note"))
+    if doc.get("privacy_gate"):
+        blocks += _gate(d)
     if doc.get("defense_comparison"):
         blocks.append(Para(["Defenses: ", d.n("text", "defense_comparison", "recommendation", "verdict")]))
     return Section("verdict", "Verdict", blocks)
+
+
+def _corrected_verdict(d: _Doc) -> list[Any]:
+    """The judgement, read from ``results.json["verdict"]`` (:func:`mialab.verdict.leak_verdict`):
+    the report restates it, it judges nothing itself."""
+    v = d.doc["verdict"]
+    corrected: list[Part] = [" [", d.n("f3", "verdict", "auc", "corrected", 0), ", ",
+                             d.n("f3", "verdict", "auc", "corrected", 1), "]"]
+    among = [d.n("int", "verdict", "n_attacks"), " attacks"]
+    if v["leaks"]:
+        judgement: list[Part] = (["Membership leaks: corrected for picking the highest of "] + among
+                                 + [", the worst-case AUC's ", d.n("pctg", "verdict", "level"), " interval is"]
+                                 + corrected + [", entirely above chance (", Static("0.5"), ")."])
+        if v["leaking_attacks"]:
+            judgement += [" Attacks whose own simultaneous interval lies above chance: "] + _join(
+                [[d.n("text", "verdict", "leaking_attacks", j)] for j in range(len(v["leaking_attacks"]))]) + ["."]
+    else:
+        judgement = (["No leak is detectable at this sample size: corrected for picking the highest of "] + among
+                     + [", the worst-case AUC's ", d.n("pctg", "verdict", "level"), " interval is"] + corrected
+                     + [", which does not lie above chance (", Static("0.5"), "). That is not proof of privacy: "
+                        "see what this audit does not show."])
+    blocks: list[Any] = [Para(judgement)]
+    resolved = [j for j, e in enumerate(v["tpr_at_fpr"]) if e["resolvable"]]
+    if resolved:
+        j = min(resolved, key=lambda k: v["tpr_at_fpr"][k]["fpr"])
+        fam = ("verdict", "tpr_at_fpr", j, "family")
+        blocks.append(Para(["Highest TPR at ", d.n("pctg", "verdict", "tpr_at_fpr", j, "fpr"), " FPR over all attacks: ",
+                            d.n("pct1", *fam, "worst_estimate"), " (", d.n("text", *fam, "worst"),
+                            "), corrected interval [", d.n("pct1", *fam, "corrected", 0), ", ",
+                            d.n("pct1", *fam, "corrected", 1), "]."]))
+    blocks.append(Para(["How the correction works: one bootstrap draw of the evaluated records serves every attack, "
+                        "and the intervals are widened until all ", d.n("int", "verdict", "n_attacks"),
+                        " hold together in ", d.n("pctg", "verdict", "level"), " of the draws (each attack at its "
+                        "own level ", d.n("pct1", "verdict", "auc", "marginal_level"), "); the maximum over attacks "
+                        "then lies between the largest lower and the largest upper bound. \"Leaks\" is called only "
+                        "when that corrected lower bound exceeds chance, so running more attacks does not make a "
+                        "leak more likely to be reported by luck."], cls="note"))
+    return blocks
+
+
+def _gate(d: _Doc) -> list[Any]:
+    g = d.doc["privacy_gate"]
+    items = [[d.n("text", "privacy_gate", "budgets", j, "message")] for j in range(len(g["budgets"]))]
+    return [Para(["Privacy budgets (--fail-if): ", d.n("text", "privacy_gate", "summary"), "."]),
+            Items(items)]
 
 
 def _configuration(d: _Doc) -> Section:
@@ -279,11 +317,12 @@ def _results(d: _Doc) -> Section:
             cells.append(d.ci("f3", "attacks", a, "advantage") if "advantage_interval" in m
                          else [d.n("f3", "attacks", a, "advantage")])
             for i, e in enumerate(m["tpr_at_fpr"]):
-                c: list[Part] = [d.n("pct1", "attacks", a, "tpr_at_fpr", i, "tpr"), " [",
-                                 d.n("pct1", "attacks", a, "tpr_at_fpr", i, "interval", 0), ", ",
-                                 d.n("pct1", "attacks", a, "tpr_at_fpr", i, "interval", 1), "]"]
-                if not e["resolvable"]:
-                    c.append(" *")
+                if e["resolvable"]:
+                    c: list[Part] = [d.n("pct1", "attacks", a, "tpr_at_fpr", i, "tpr"), " [",
+                                     d.n("pct1", "attacks", a, "tpr_at_fpr", i, "interval", 0), ", ",
+                                     d.n("pct1", "attacks", a, "tpr_at_fpr", i, "interval", 1), "]"]
+                else:  # too few non-members for a number: only the exact upper bound is shown
+                    c = ["≤ ", d.n("pct1", "attacks", a, "tpr_at_fpr", i, "interval", 1), " *"]
                     unresolved = True
                 cells.append(c)
             rows.append(cells)
@@ -293,14 +332,20 @@ def _results(d: _Doc) -> Section:
                              d.n("int", "attacks", w, "n_nonmembers"),
                              " non-members. Accuracy, precision, recall and advantage (TPR - FPR) use each attack's "
                              "own threshold, chosen on attacker-side data. Intervals: stratified bootstrap, ",
-                             d.n("int", "config", "n_bootstrap"), " replicates."]
+                             d.n("int", "config", "n_bootstrap"), " replicates. TPR at an FPR is the largest TPR "
+                             "among ROC points whose FPR lies strictly below it (the LiRA convention); the FPR it "
+                             "attains is in results.json."]
         blocks.append(Para(notes, cls="note"))
         if unresolved:
             e = _lowest_fpr_entry(d, w)
-            blocks.append(Para(["* Not resolvable: fewer non-members than one over the FPR (TPR at ",
+            blocks.append(Para(["* Not resolvable: fewer than ten over the FPR non-members (TPR at ",
                                 _fpr_label(d, w, e), " FPR needs at least ",
                                 d.n("int", "attacks", w, "tpr_at_fpr", e, "min_nonmembers"),
-                                "), so the value is the TPR with no false positive at all."], cls="note"))
+                                "), too few for an unbiased number; shown is an upper bound that holds at the ",
+                                d.n("pctg", "attacks", w, "bootstrap", "level"),
+                                " level at any sample size (exact order-statistic and Clopper-Pearson bounds)."],
+                               cls="note"))
+        blocks += _ppv_table(d, attacks)
     t = doc["target"]
     urows = [[["target"], [d.n("pct1", "target", "train_accuracy")],
               [d.n("pct1", "target", "test_accuracy")] if t.get("test_accuracy") is not None else ["n/a"],
@@ -315,6 +360,29 @@ def _results(d: _Doc) -> Section:
     if t.get("accuracy_note"):
         blocks.append(Para([d.n("text", "target", "accuracy_note")], cls="note"))
     return Section("results", "Results", blocks)
+
+
+def _ppv_table(d: _Doc, attacks: list[str]) -> list[Any]:
+    """Precision (PPV) of each attack's own threshold at the membership priors of results.json."""
+    entries = d.doc["attacks"][attacks[0]].get("ppv") or []
+    if not entries:
+        return []
+    header = ["attack"] + [f"PPV if {100 * e['prior']:g}% of those queried are members" for e in entries]
+    rows = []
+    for a in attacks:
+        cells: list[list[Part]] = [[d.n("text", "attacks", a, "attack")]]
+        for i, e in enumerate(d.doc["attacks"][a]["ppv"]):
+            lo_hi: list[Part] = ["[", d.n("pct1", "attacks", a, "ppv", i, "interval", 0), ", ",
+                                 d.n("pct1", "attacks", a, "ppv", i, "interval", 1), "]"]
+            cells.append(["flags no one ", *lo_hi] if e["ppv"] is None
+                         else [d.n("pct1", "attacks", a, "ppv", i, "ppv"), " ", *lo_hi])
+        rows.append(cells)
+    note = Para(["Precision at realistic membership rates: of the people an attack flags (at its own threshold), "
+                 "the share who really are members, if members were that fraction of everyone queried; from the "
+                 "attack's TPR and FPR by Bayes' rule. The audit's own records are half members, so its precision "
+                 "is the first column; a privacy impact assessment needs the others. Intervals: exact "
+                 "(Clopper-Pearson bounds on TPR and FPR, combined)."], cls="note")
+    return [Table(header, rows, caption="Precision at a membership prior"), note]
 
 
 def _figures(d: _Doc) -> list[Section]:
@@ -337,17 +405,24 @@ def _defenses(d: _Doc) -> list[Section]:
                       "`mialab defend` to re-attack defended models and get recommendations."])]
         return [Section("defenses", "Defense comparison", none), Section("recommendations", "Recommended defenses",
                                                                           list(none))]
-    header = ["candidate", "test accuracy", "utility cost", "worst attack (highest AUC)", "its AUC [95% CI]",
-              "highest attack accuracy (any attack)", "highest TPR at 1% FPR (any attack)", "label-only AUC",
-              "effectiveness", "epsilon", "Pareto front"]
+    corrected = any(r.get("worst_auc_corrected_interval") for r in comp["rows"])
+    header = ["candidate", "test accuracy", "utility cost", "worst attack (highest AUC)",
+              "its AUC [95% CI, corrected for the choice]" if corrected else "its AUC [95% CI]",
+              "AUC cut vs none [paired 95% CI]", "highest attack accuracy (any attack)",
+              "highest TPR at 1% FPR (any attack)", "label-only AUC", "effectiveness", "epsilon", "Pareto front"]
     rows = []
     for i, r in enumerate(comp["rows"]):
         p = ("defense_comparison", "rows", i)
+        key = "worst_auc_corrected_interval" if r.get("worst_auc_corrected_interval") else "worst_auc_interval"
+        cut: list[Part] = (["—"] if r.get("auc_reduction_interval") is None else
+                           [d.n("f3", *p, "auc_reduction"), " [", d.n("f3", *p, "auc_reduction_interval", 0), ", ",
+                            d.n("f3", *p, "auc_reduction_interval", 1), "]",
+                            " works" if r.get("defense_works") else " within noise"])
         cells: list[list[Part]] = [
             [d.n("text", *p, "candidate")], [d.n("pct1", *p, "test_accuracy")], [d.n("pts1", *p, "utility_cost")],
             [d.n("text", *p, "worst_attack")],
-            [d.n("f3", *p, "worst_auc"), " [", d.n("f3", *p, "worst_auc_interval", 0), ", ",
-             d.n("f3", *p, "worst_auc_interval", 1), "]"],
+            [d.n("f3", *p, "worst_auc"), " [", d.n("f3", *p, key, 0), ", ", d.n("f3", *p, key, 1), "]"],
+            cut,
             [d.n("pct1", *p, "worst_accuracy")],
             ([d.n("pct1", *p, "worst_tpr_at_1pct")] + ([" *"] if r.get("tpr_at_1pct_resolvable") is False else [])
              if r.get("worst_tpr_at_1pct") is not None else ["—"]),
@@ -366,7 +441,10 @@ def _defenses(d: _Doc) -> list[Section]:
         Para(["Utility cost: drop in test accuracy against the undefended model (none). ",
               Static("Effectiveness: the share of the undefended worst-case advantage (AUC - 0.5) the defense "
                      "removes."),
-              " The label-only attack always runs, so an output mask is never credited with hiding labels."],
+              " The label-only attack always runs, so an output mask is never credited with hiding labels."
+              " AUC cut: the undefended worst-case AUC minus the candidate's, on the same evaluated records"
+              " resampled together (paired), its interval holding for all candidates at once; a defense"
+              " \"works\" only when that interval lies above zero."],
              cls="note"),
         Figure("tradeoff", "Utility-privacy trade-off: worst-case AUC (with its interval) and TPR at 1% FPR against "
                "test accuracy; the dashed line joins the Pareto front.", "tradeoff.png")]
@@ -376,8 +454,9 @@ def _defenses(d: _Doc) -> list[Section]:
                         d.n("pts1", "defense_comparison", "recommendation", "max_utility_drop")]
     if rec.get("target_auc") is not None:
         cons += [", worst-case AUC at most ", d.n("f3", "defense_comparison", "recommendation", "target_auc")]
-    rblocks.append(Para(cons + [". Ranked by privacy gain (worst-case AUC removed) per point of test accuracy lost."],
-                        cls="note"))
+    rblocks.append(Para(cons + [". Candidates whose AUC cut is beyond noise (paired interval above zero) come first; "
+                                "within each group, ranked by privacy gain (worst-case AUC removed) per point of test "
+                                "accuracy lost. Only a candidate beyond noise is recommended."], cls="note"))
     if len(rec["ranked"]) > 1:
         rblocks.append(Para(["Also within the constraints, in order:"]))
         rblocks.append(Items([[d.n("text", "defense_comparison", "recommendation", "ranked", i, "reason")]
@@ -389,7 +468,10 @@ def _defenses(d: _Doc) -> list[Section]:
         items = []
         for i in rejected:
             r, p = comp["rows"][i], ("defense_comparison", "rows", i)
-            why = ("it did not lower the worst-case AUC" if r["worst_auc"] >= comp["rows"][0]["worst_auc"] else
+            cut = r.get("auc_reduction")
+            if cut is None:  # a comparison from before paired reductions
+                cut = comp["rows"][0]["worst_auc"] - r["worst_auc"]
+            why = ("it did not lower the worst-case AUC" if cut <= 0 else
                    "it costs more utility than allowed" if r["utility_cost"] > rec["max_utility_drop"] else
                    "its worst-case AUC stays above the target")
             items.append([d.n("text", *p, "candidate"), ": worst-case AUC ",
@@ -425,8 +507,10 @@ def _limits(d: _Doc) -> Section:
         w = doc["worst_case"]["attack"]
         e = _lowest_fpr_entry(d, w)
         items.append(["Finite non-members: with ", d.n("int", "attacks", w, "n_nonmembers"),
-                      " non-members no FPR below one in that many can be measured; TPR at ",
-                      _fpr_label(d, w, e), " FPR needs at least ",
+                      " non-members no FPR below one in that many can be measured, and a TPR at a low FPR is "
+                      "shown as a number only when about ten false positives lie below it (ten over the FPR "
+                      "non-members; fewer give a biased number and intervals that undercover, so only an upper "
+                      "bound is shown); TPR at ", _fpr_label(d, w, e), " FPR needs at least ",
                       d.n("int", "attacks", w, "tpr_at_fpr", e, "min_nonmembers"), " non-members",
                       " (resolved here: ", d.n("yesno", "attacks", w, "tpr_at_fpr", e, "resolvable"), ")."])
     items.append(["Attacks are lower bounds: a stronger attack, more reference models or more attacker knowledge "
@@ -439,9 +523,10 @@ def _limits(d: _Doc) -> Section:
     items.append(["Threat model assumed: " + threat + "; attacks see only what the model releases ("]
                  + (["access level ", d.n("text", "config", "access")] if "access" in cfg else
                     ["output mask: ", d.n("json", "config", "output_mask")]) + [")."])
-    items.append(["The worst case is picked after the fact among several attacks, so it is biased upward; the "
-                  "intervals cover resampling of the evaluated records only, not retraining the target with "
-                  "another seed or another split."])
+    items.append(["The worst case's point estimate is the highest of several attacks, picked after the fact, so it "
+                  "is biased upward (the verdict's corrected interval accounts for the choice, the point estimate "
+                  "does not); the intervals cover resampling of the evaluated records only, not retraining the "
+                  "target with another seed or another split."])
     if doc.get("defense_comparison"):
         items.append(["Defense comparison: each candidate was audited once, with one seed; effectiveness and "
                       "utility cost carry the same sampling noise as the AUCs they come from."])

@@ -222,14 +222,21 @@ _METRIC = Obj(
     required={"attack": STR, "auc": PROB, "auc_interval": INTERVAL, "accuracy": PROB, "precision": PROB,
               "recall": PROB, "advantage": Num(-1.0, 1.0), "n_members": COUNT, "n_nonmembers": COUNT,
               "tpr_at_fpr": List(Obj({"fpr": PROB, "tpr": PROB, "interval": INTERVAL, "resolvable": Bool(),
-                                      "n_nonmembers": COUNT, "min_nonmembers": COUNT}), min_length=1),
+                                      "n_nonmembers": COUNT, "min_nonmembers": COUNT},
+                                     optional={"attained_fpr": PROB, "interval_method": STR}), min_length=1),
               "bootstrap": Obj({"level": PROB}),
               "roc": Obj({"fpr": List(PROB), "tpr": List(PROB)})},
-    optional={f"{k}_interval": INTERVAL for k in ("accuracy", "precision", "recall", "advantage")})
+    optional={**{f"{k}_interval": INTERVAL for k in ("accuracy", "precision", "recall", "advantage")},
+              "ppv": List(Obj({"prior": PROB, "ppv": Opt(PROB), "interval": INTERVAL}))})
 _ROW = Obj({"candidate": STR, "test_accuracy": PROB, "utility_cost": NUM, "worst_attack": STR, "worst_auc": PROB,
             "worst_auc_interval": INTERVAL, "worst_accuracy": PROB, "n_nonmembers": COUNT,
             "attacks": Map(Obj({"auc": PROB})), "effectiveness": Opt(NUM), "epsilon": Opt(NUM)},
-           optional={"worst_tpr_at_1pct": Opt(PROB), "tpr_at_1pct_resolvable": Opt(Bool())})
+           optional={"worst_tpr_at_1pct": Opt(PROB), "tpr_at_1pct_resolvable": Opt(Bool()),
+                     "worst_auc_corrected_interval": Opt(INTERVAL), "auc_reduction": Opt(Num(-1.0, 1.0)),
+                     "auc_reduction_interval": Opt(INTERVAL), "defense_works": Opt(Bool())})
+_FAMILY = Obj({"worst": STR, "worst_estimate": PROB, "corrected": INTERVAL, "marginal_level": PROB})
+_VERDICT = Obj({"leaks": Bool(), "level": PROB, "n_attacks": COUNT, "auc": _FAMILY, "leaking_attacks": List(STR),
+                "tpr_at_fpr": List(Obj({"fpr": PROB, "resolvable": Bool(), "family": _FAMILY}))})
 _HISTOGRAM = Obj({"label": STR, "edges": List(NUM, min_length=2), "members": List(COUNT), "nonmembers": List(COUNT),
                   "n_members": COUNT, "n_nonmembers": COUNT})
 
@@ -263,6 +270,9 @@ RESULTS_SCHEMA = Obj(
         "versions": Map(Scalar()),
         "hardware": Map(Scalar()),
         "warnings": List(STR),
+        "verdict": Opt(_VERDICT),
+        "privacy_gate": Opt(Obj({"summary": STR, "exit_code": INT,
+                                 "budgets": List(Obj({"budget": STR, "outcome": STR, "message": STR}))})),
         "defense_comparison": Opt(Obj({
             "rows": List(_ROW, min_length=1),
             "pareto_front": List(STR),
@@ -304,6 +314,15 @@ def validate(doc: Any) -> dict[str, Any]:
             if [e["fpr"] for e in m["tpr_at_fpr"]] != fprs:
                 raise ValueError(f"results.json /attacks/{_escape(name)}/tpr_at_fpr: expected the same FPR targets "
                                  f"as every attack ({fprs}), got {[e['fpr'] for e in m['tpr_at_fpr']]}")
+    verdict = doc.get("verdict")
+    if verdict is not None:
+        named = [("/verdict/auc/worst", verdict["auc"]["worst"])]
+        named += [(f"/verdict/leaking_attacks/{j}", a) for j, a in enumerate(verdict["leaking_attacks"])]
+        named += [(f"/verdict/tpr_at_fpr/{j}/family/worst", e["family"]["worst"])
+                  for j, e in enumerate(verdict["tpr_at_fpr"])]
+        for path, name in named:
+            if name not in attacks:
+                raise ValueError(f"results.json {path}: expected one of the attacks {sorted(attacks)}, got {name!r}")
     for key, h in (doc.get("distributions") or {}).items():
         if not len(h["members"]) == len(h["nonmembers"]) == len(h["edges"]) - 1:
             raise ValueError(f"results.json /distributions/{_escape(key)}: expected members and nonmembers with one "
