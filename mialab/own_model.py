@@ -56,6 +56,7 @@ from mialab.audit import (_progress, attack_all, audit_verdict, hardware, online
                           target_like_shadow_membership, train_shadows, versions)
 from mialab.config import DEFAULT_ATTACKS, AuditConfig
 from mialab.data import Dataset, from_arrays
+from mialab.data.shift import feature_shift
 from mialab.defenses.masking import TopKMask, released_logits
 from mialab.results import AuditResults
 from mialab.model_files import check_records
@@ -402,6 +403,12 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     # these answers decide what the model returns (module docstring)
     target_query(data.X[:min(m, _AUTO_ROWS)])
     timings: dict[str, float] = {"data_and_split_s": time.perf_counter() - t0}
+    # members and non-members must be draws from one distribution, or the attacks measure the
+    # difference between the sets as well as membership (benchmarks/null_audits.py)
+    shift = feature_shift(Xm, Xn, seed=derive_seed(seed, "feature-shift")).warning()
+    warnings = [] if shift is None else [shift]
+    if shift is not None:
+        log.warning(shift)
 
     stats: dict[str, int] = {}
     shadows_summary: list[dict[str, Any]] = []
@@ -465,7 +472,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(),
         reference_models=ref_summary, reference_membership=ref_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
-        verdict=audit_verdict(config, results, metrics))
+        warnings=warnings, verdict=audit_verdict(config, results, metrics))
     if out is not None:
         from mialab.report import write_run
 
