@@ -160,7 +160,7 @@ class DefenseComparison:
     def table(self) -> str:
         """Plain-text comparison table."""
         head = (f"{'candidate':<20}{'test acc':>9}{'cost':>7}{'worst attack':>20}{'AUC [95% CI]':>24}"
-                f"{'TPR@1%':>8}{'effect.':>9}{'epsilon':>9}{'AUC cut [paired CI]':>28}")
+                f"{'TPR@1%':>9}{'effect.':>9}{'epsilon':>9}{'AUC cut [paired CI]':>28}")
         lines = [head, "-" * len(head)]
         for r in self.rows:
             eff = "" if r["effectiveness"] is None else f"{100 * r['effectiveness']:.0f}%"
@@ -168,14 +168,16 @@ class DefenseComparison:
             lo, hi = r.get("worst_auc_corrected_interval") or r["worst_auc_interval"]
             lines.append(f"{r['candidate']:<20}{100 * r['test_accuracy']:8.1f}%{100 * r['utility_cost']:6.1f}p"
                          f"{r['worst_attack']:>20}{r['worst_auc']:>9.3f} [{lo:.3f}, {hi:.3f}]"
-                         + (f"{'—':>8}" if r.get("worst_tpr_at_1pct") is None
-                            else f"{100 * r['worst_tpr_at_1pct']:7.1f}%") + f"{eff:>9}{eps:>9}"
+                         + f"{_tpr_text(r):>9}" + f"{eff:>9}{eps:>9}"
                          + f"{_reduction_text(r):>28}")
         if any(r.get("worst_auc_corrected_interval") for r in self.rows):
             lines.append("AUC intervals: corrected for picking the worst of the attacks. AUC cut: undefended minus "
                          "defended worst-case AUC, with a paired interval simultaneous over the candidates"
                          + (" (* unpaired: other evaluated records)."
                             if any(r.get("paired") is False for r in self.rows) else "."))
+        if any(r.get("tpr_at_1pct_resolvable") is False for r in self.rows):
+            lines.append(f"TPR@1% <=x*: {self.rows[0]['n_nonmembers']} non-members cannot resolve 1% FPR (a number "
+                         "needs 1,000); shown is the largest attack's exact upper bound.")
         return "\n".join(lines)
 
     def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
@@ -222,6 +224,15 @@ class DefenseComparison:
         return directory
 
 
+def _tpr_text(r: dict[str, Any]) -> str:
+    """TPR at 1% FPR as the table shows it: the number when resolvable, else its exact upper bound."""
+    if r.get("worst_tpr_at_1pct") is None:
+        return "—"
+    if r.get("tpr_at_1pct_resolvable") is False and r.get("worst_tpr_at_1pct_bound") is not None:
+        return f"<={100 * r['worst_tpr_at_1pct_bound']:.1f}%*"
+    return f"{100 * r['worst_tpr_at_1pct']:.1f}%"
+
+
 def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, Any]:
     worst = res.worst_case()
     attacks = {a: {"accuracy": m.accuracy, "auc": m.auc, "auc_interval": list(m.auc_interval),
@@ -242,6 +253,9 @@ def _row(name: str, res: AuditResults, base: AuditResults | None) -> dict[str, A
                               if 0.01 in res.config["fpr_targets"] else None),
         "tpr_at_1pct_resolvable": (worst.tpr_at(0.01).resolvable if 0.01 in res.config["fpr_targets"]
                                    else None),
+        # shown instead of the number when 1% FPR is not resolvable: the largest exact upper bound
+        "worst_tpr_at_1pct_bound": (max(m.tpr_at(0.01).interval[1] for m in res.metrics.values())
+                                    if 0.01 in res.config["fpr_targets"] else None),
         "n_nonmembers": worst.n_nonmembers,
         "worst_accuracy": max(m.accuracy for m in res.metrics.values()),
         "attacks": attacks,

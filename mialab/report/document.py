@@ -424,8 +424,10 @@ def _defenses(d: _Doc) -> list[Section]:
             [d.n("f3", *p, "worst_auc"), " [", d.n("f3", *p, key, 0), ", ", d.n("f3", *p, key, 1), "]"],
             cut,
             [d.n("pct1", *p, "worst_accuracy")],
-            ([d.n("pct1", *p, "worst_tpr_at_1pct")] + ([" *"] if r.get("tpr_at_1pct_resolvable") is False else [])
-             if r.get("worst_tpr_at_1pct") is not None else ["—"]),
+            (["—"] if r.get("worst_tpr_at_1pct") is None else
+             ["≤ ", d.n("pct1", *p, "worst_tpr_at_1pct_bound"), " *"]
+             if r.get("tpr_at_1pct_resolvable") is False and r.get("worst_tpr_at_1pct_bound") is not None
+             else [d.n("pct1", *p, "worst_tpr_at_1pct")]),
             [d.n("f3", *p, "attacks", "label-only", "auc")] if "label-only" in r["attacks"] else ["—"],
             [d.n("pct1", *p, "effectiveness")] if r.get("effectiveness") is not None else ["—"],
             [d.n("f2", *p, "epsilon")] if r.get("epsilon") is not None else ["—"],
@@ -436,7 +438,8 @@ def _defenses(d: _Doc) -> list[Section]:
         Table(header, rows, caption="Each candidate re-attacked with the same seed, split and attacks")]
     if any(r.get("tpr_at_1pct_resolvable") is False for r in comp["rows"]):
         blocks.append(Para(["* Not resolvable with ", d.n("int", "defense_comparison", "rows", 0, "n_nonmembers"),
-                            " non-members: the value is the TPR with no false positive at all."], cls="note"))
+                            " non-members (a TPR at an FPR needs ten over the FPR of them): shown is the largest exact upper bound "
+                            "over the attacks."], cls="note"))
     blocks += [
         Para(["Utility cost: drop in test accuracy against the undefended model (none). ",
               Static("Effectiveness: the share of the undefended worst-case advantage (AUC - 0.5) the defense "

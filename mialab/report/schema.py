@@ -232,6 +232,7 @@ _ROW = Obj({"candidate": STR, "test_accuracy": PROB, "utility_cost": NUM, "worst
             "worst_auc_interval": INTERVAL, "worst_accuracy": PROB, "n_nonmembers": COUNT,
             "attacks": Map(Obj({"auc": PROB})), "effectiveness": Opt(NUM), "epsilon": Opt(NUM)},
            optional={"worst_tpr_at_1pct": Opt(PROB), "tpr_at_1pct_resolvable": Opt(Bool()),
+                     "worst_tpr_at_1pct_bound": Opt(PROB),
                      "worst_auc_corrected_interval": Opt(INTERVAL), "auc_reduction": Opt(Num(-1.0, 1.0)),
                      "auc_reduction_interval": Opt(INTERVAL), "defense_works": Opt(Bool())})
 _FAMILY = Obj({"worst": STR, "worst_estimate": PROB, "corrected": INTERVAL, "marginal_level": PROB})
