@@ -3,33 +3,47 @@
 >>> import mialab
 >>> results = mialab.audit("digits", model="mlp", seed=0, out="runs/quickstart")  # doctest: +SKIP
 >>> print(mialab.summary_table(results))  # doctest: +SKIP
+
+The names below load lazily (PEP 562): ``import mialab`` or ``import mialab.metrics`` does not
+import PyTorch; the first use of ``mialab.audit`` (say) imports what it needs.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from mialab.audit import audit  # noqa: E402
-from mialab.comparison import compare_defenses, recommend  # noqa: E402
-from mialab.config import AuditConfig  # noqa: E402
-from mialab.data import Dataset, from_arrays, from_csv, load_dataset, make_split  # noqa: E402
-from mialab.own_model import audit_model  # noqa: E402
-from mialab.report import summary_table, write_run  # noqa: E402
-from mialab.results import AuditResults  # noqa: E402
-from mialab.training import TrainConfig  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = [
-    "__version__",
-    "audit",
-    "audit_model",
-    "compare_defenses",
-    "recommend",
-    "AuditConfig",
-    "AuditResults",
-    "TrainConfig",
-    "Dataset",
-    "from_arrays",
-    "from_csv",
-    "load_dataset",
-    "make_split",
-    "summary_table",
-    "write_run",
-]
+from mialab._version import __version__
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "audit": "mialab.audit",
+    "audit_model": "mialab.own_model",
+    "compare_defenses": "mialab.comparison",
+    "recommend": "mialab.comparison",
+    "AuditConfig": "mialab.config",
+    "AuditResults": "mialab.results",
+    "TrainConfig": "mialab.training",
+    "Dataset": "mialab.data",
+    "from_arrays": "mialab.data",
+    "from_csv": "mialab.data",
+    "load_dataset": "mialab.data",
+    "make_split": "mialab.data",
+    "summary_table": "mialab.report",
+    "write_run": "mialab.report",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mialab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

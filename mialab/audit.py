@@ -386,7 +386,7 @@ def versions() -> dict[str, str]:
 
     import torch
 
-    from mialab import __version__
+    from mialab._version import __version__
 
     found = {"mialab": __version__, "python": platform.python_version()}
     for name in _VERSIONED:

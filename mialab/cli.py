@@ -66,7 +66,7 @@ class _EpilogFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mialab import __version__
+    from mialab._version import __version__
 
     parser = argparse.ArgumentParser(prog="mialab", description="Membership inference audits by measurement.")
     parser.add_argument("--version", action="version", version=f"mialab {__version__}",

@@ -35,6 +35,7 @@ import numpy as np
 
 from mialab.audit import audit
 from mialab.config import AuditConfig
+from mialab.metrics.pareto import pareto_front
 from mialab.data import Dataset
 from mialab.metrics.family import (
     FamilyInterval,
@@ -85,18 +86,6 @@ RECOMMENDATION_RULE = (
     "the reduction of the worst-case AUC lies above 0 (beyond noise) come first, ranked by AUC reduction per "
     "point of test accuracy lost (cost floored at half a point); candidates within noise follow, ranked the "
     "same way. Only a candidate beyond noise can be recommended.")
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points ``(test_accuracy, worst_auc)`` no other point dominates (at least
-    as accurate and at most as attackable, strictly better in one), sorted by accuracy."""
-    front = []
-    for i, (acc, auc) in enumerate(points):
-        dominated = any((a >= acc and u <= auc) and (a > acc or u < auc)
-                        for j, (a, u) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
 
 
 @dataclass

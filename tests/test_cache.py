@@ -18,7 +18,6 @@ import pytest
 import torch
 from torch import nn
 
-import mialab
 from mialab.models import build_model
 from mialab.training import TrainConfig, TrainedModel, train_model
 from mialab.training.cache import ModelCache, cache_key, cached_train
@@ -130,7 +129,9 @@ def test_key_arrays_cover_dtype_and_shape_and_scalars_are_typed():
 
 def test_key_includes_versions(monkeypatch):
     key = cache_key(seed=0)
-    monkeypatch.setattr(mialab, "__version__", "99.0.0")
+    import mialab.training.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "__version__", "99.0.0")  # the version the cache reads
     assert cache_key(seed=0) != key
 
 

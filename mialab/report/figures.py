@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mialab.comparison import pareto_front
+from mialab.metrics.pareto import pareto_front
 
 __all__ = ["roc_figure", "distributions_figure", "tradeoff_figure", "to_svg", "save_png", "FIGURES"]
 

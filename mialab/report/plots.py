@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mialab.comparison import pareto_front
+from mialab.metrics.pareto import pareto_front
 from mialab.report.figures import distributions_figure, roc_figure, save_png, tradeoff_figure
 from mialab.results import AuditResults
 

@@ -91,7 +91,7 @@ def check_run_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name:
 def finish_dir(directory: Path) -> None:
     """Mark ``directory`` complete: write its :data:`MANIFEST` (the files and subdirectories it
     holds), last. Called once everything else in it is written."""
-    from mialab import __version__
+    from mialab._version import __version__
     from mialab.results import SCHEMA_VERSION
 
     files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mialab._version import __version__
 from mialab.seeding import torch_seeded
 from mialab.training.trainer import TrainedModel
 
@@ -142,9 +143,7 @@ def cache_key(**parts: Any) -> str:
     """
     if not parts:
         raise ValueError("cache_key needs at least one part, got none")
-    import mialab  # at call time: mialab/__init__ imports this package
-
-    tree = {"format": _FORMAT, "mialab": mialab.__version__, "torch": torch.__version__,
+    tree = {"format": _FORMAT, "mialab": __version__, "torch": torch.__version__,
             "parts": {name: _encode(v, name) for name, v in parts.items()}}
     text = json.dumps(tree, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()

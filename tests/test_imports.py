@@ -1,0 +1,37 @@
+"""Import layering: the pure-numpy parts load without PyTorch, and the package loads lazily."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter (this one has imported everything already)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("module", ["mialab", "mialab.metrics", "mialab.metrics.family", "mialab.verdict",
+                                    "mialab.report"])
+def test_numpy_layers_do_not_import_torch_or_the_pipeline(module):
+    out = _fresh(f"import sys, {module}; "
+                 "print(sorted(m for m in ('torch', 'mialab.audit', 'mialab.comparison', 'mialab.training') "
+                 "if m in sys.modules))")
+    assert out == "[]", f"import {module} loaded {out}"
+
+
+def test_public_names_load_on_first_use():
+    out = _fresh("import sys, mialab; before = 'mialab.audit' in sys.modules; f = mialab.audit; "
+                 "print(before, 'mialab.audit' in sys.modules, f.__module__, mialab.__version__ != '')")
+    assert out == "False True mialab.audit True"
+    import mialab
+
+    assert set(mialab.__all__) <= set(dir(mialab))
+    for name in mialab.__all__:
+        assert getattr(mialab, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mialab.nope  # noqa: B018
