@@ -165,7 +165,7 @@ def build_target(data, cfg: dict[str, Any], seed: int, attacks: tuple[str, ...])
             shadow_obs = label_queries(attack, shadow_queries, data.X[cols], data.y[cols], cols)
             attack.fit(AttackerData(observations=tuple(shadow_obs), membership=membership))
             scores = np.full(data.n_records, np.nan)
-            scores[U] = attack.score(label_queries(attack, [target_query], data.X[U], data.y[U], U)[0])
+            scores[U] = attack.score_samples(label_queries(attack, [target_query], data.X[U], data.y[U], U)[0])
             fixed_scores[name], fixed_thresholds[name] = scores, float(attack.threshold_)
             continue
         if getattr(attack, "per_record", False):
@@ -235,7 +235,7 @@ def split_scores(nt: NullTarget, data, name: str, ids: np.ndarray) -> tuple[np.n
     population = attack.population_ids(exclude=ids)
     if population.size:
         context["population"] = _subset(target_obs, np.array([where[int(r)] for r in population]))
-    scores = attack.score(_subset(target_obs, np.array([where[int(r)] for r in ids])), **context)
+    scores = attack.score_samples(_subset(target_obs, np.array([where[int(r)] for r in ids])), **context)
     return scores, float(attack.threshold_)
 
 

@@ -264,7 +264,7 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
     if not shadows and not attack.calibrated:  # a fixed rule: nothing to learn from shadows
         ids = split.evaluated
         attack.fit(None)
-        scores = attack.score(attack.observe(target, dataset.X[ids], dataset.y[ids], ids))
+        scores = attack.score_samples(attack.observe(target, dataset.X[ids], dataset.y[ids], ids))
         return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
                             is_member=split.evaluated_membership, threshold=attack.threshold_,
                             params=attack.get_params())
@@ -314,7 +314,7 @@ def run_attack(attack: Attack, target: Query, shadows: Sequence[Query], dataset:
         population = attack.population_ids(exclude=ids)
         if population.size:
             context["population"] = observe(target, population)
-    scores = attack.score(target_obs, **context)
+    scores = attack.score_samples(target_obs, **context)
     return AttackResult(attack=attack.name, record_ids=ids, labels=dataset.y[ids], scores=scores,
                         is_member=split.evaluated_membership, threshold=attack.threshold_,
                         params=attack.get_params())

@@ -74,7 +74,7 @@ def scores(name: str, w: dict, jitter_seed: int | None) -> np.ndarray:
     shadows = tuple(ModelOutputs(w["pool"], w["pool_labels"], jittered(w["shadow_logits"][k], seeds[k]))
                     for k in range(K))
     attack = make_attack(name).fit(AttackerData(shadows, w["membership"]))
-    return attack.score(ModelOutputs(w["evaluated"], w["labels"], jittered(w["target_logits"], seeds[K])))
+    return attack.score_samples(ModelOutputs(w["evaluated"], w["labels"], jittered(w["target_logits"], seeds[K])))
 
 
 @pytest.mark.parametrize("world_seed", [0, 1])

@@ -150,7 +150,7 @@ def _run(name, w, scored, **params):
     ctx = {"population": w["target"].subset(pop)} if pop.size else {}
     if pop.size:
         assert not np.isin(pop, scored).any()
-    return attack, attack.score(w["target"].subset(scored), **ctx)
+    return attack, attack.score_samples(w["target"].subset(scored), **ctx)
 
 
 def _loss_scores(w, scored):
@@ -158,7 +158,7 @@ def _loss_scores(w, scored):
     pool = np.arange(w["ids"].size // 2, w["ids"].size)
     loss = make_attack("loss").fit(AttackerData(tuple(o.subset(pool) for o in obs),
                                                 MembershipMatrix(mm.matrix[:, pool], pool)))
-    return loss.score(w["target"].subset(scored))
+    return loss.score_samples(w["target"].subset(scored))
 
 
 @pytest.mark.parametrize("name", ["lira-online", "lira-offline", "rmia-online", "rmia-offline"])
@@ -235,17 +235,17 @@ def test_reference_attacks_refuse_what_they_cannot_score():
     obs, mm = w["offline"]
     att = make_attack("lira-offline").fit(AttackerData(tuple(obs), mm))
     with pytest.raises(ValueError, match="offline: no reference model may have trained on a scored record"):
-        att.score(w["target"].subset(np.arange(100, 200)))
+        att.score_samples(w["target"].subset(np.arange(100, 200)))
     part = AttackerData(tuple(o.subset(np.arange(50)) for o in obs),
                         MembershipMatrix(mm.matrix[:, :50], np.arange(50)))
     att = make_attack("lira-offline").fit(part)
     with pytest.raises(ValueError, match=r"were not observed \(e.g. ids \[50"):
-        att.score(w["target"].subset(np.arange(40, 60)))
+        att.score_samples(w["target"].subset(np.arange(40, 60)))
     # online needs IN and OUT models for every scored record
     none_in = AttackerData(tuple(obs), MembershipMatrix(np.zeros_like(mm.matrix), mm.record_ids))
     att = make_attack("lira-online").fit(none_in)
     with pytest.raises(ValueError, match="needs an IN and an OUT reference model"):
-        att.score(w["target"].subset(np.arange(10)))
+        att.score_samples(w["target"].subset(np.arange(10)))
     for bad, match in [({"variance": "median"}, "variance"), ({"gamma": 0}, "gamma"),
                        ({"offline_a": 1.5}, "offline_a"), ({"augment": "rotate"}, "augment"),
                        ({"n_population": 0}, "n_population")]:

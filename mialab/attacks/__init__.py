@@ -1,7 +1,8 @@
 """Membership inference attacks, created by name: ``make_attack("loss", classwise=True)``.
 
-Every attack follows the fit/score contract in :mod:`mialab.attacks.base` and returns float64
-scores, higher = more likely member.
+Every attack follows the fit/score_samples contract in :mod:`mialab.attacks.base` (with
+scikit-learn's ``get_params``/``set_params``, so ``sklearn.base.clone`` works) and returns
+float64 scores, higher = more likely member.
 """
 
 # importing the attack modules registers them, in this order

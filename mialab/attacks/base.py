@@ -1,12 +1,17 @@
 """The attack contract, the attacker's data, threshold calibration and the attack registry.
 
-Attacks follow scikit-learn's contract: the constructor stores hyperparameters only
-(including ``random_state``); :meth:`Attack.fit` learns from attacker-side data (the
-observations of shadow models on the attacker's pool, with their membership) and returns
-``self``; :meth:`Attack.score` returns float64 membership scores, higher = more likely member.
-Learned state ends in ``_``. The attack owns the sign of its score and its decision threshold
-``threshold_`` (a record is called a member iff ``score >= threshold_``), which is always
-chosen on attacker-side data, never on the evaluated records.
+Attacks follow scikit-learn's estimator contract, far enough that ``sklearn.base.clone`` works:
+the constructor stores its keyword arguments unchanged under the same names (including
+``random_state``), :meth:`Attack.get_params` returns them and :meth:`Attack.set_params` sets
+them; :meth:`Attack.fit` learns from attacker-side data (the observations of shadow models on
+the attacker's pool, with their membership) and returns ``self``; :meth:`Attack.score_samples`
+returns float64 per-record membership scores, higher = more likely member (scikit-learn's name
+for per-sample scores; ``score`` is its deprecated alias). Learned state ends in ``_`` and is not
+copied by ``clone``. An attack's registered name (``"loss"``, ``"lira-online"``) is derived from
+its parameters (:func:`registered_name`), so a clone is the same attack under the same name.
+The attack owns the sign of its score and its decision threshold ``threshold_`` (a record is
+called a member iff ``score >= threshold_``), which is always chosen on attacker-side data,
+never on the evaluated records.
 
 How an attack sees a model is the attack's business too: :meth:`Attack.observe` receives a query
 function ``X -> logits`` (what the deployed model releases) and returns what this attack looks
@@ -17,6 +22,7 @@ at: :class:`~mialab.types.ModelOutputs` for score-based attacks, or
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ __all__ = [
     "make_attack",
     "check_attack_params",
     "attack_names",
+    "registered_name",
 ]
 
 Observation = Union[ModelOutputs, LabelQueries]
@@ -112,7 +119,9 @@ def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
 class Attack(ABC):
     """Base class: see the module docstring for the contract."""
 
-    name: ClassVar[str]
+    #: the family's name (``"metric"``, ``"lira"``): the name of an attack whose parameters
+    #: match no registered attack (see :attr:`name`)
+    family: ClassVar[str]
     #: what the attack needs released by the model: "logits" (scores) or "labels" only
     access: ClassVar[Literal["logits", "labels"]] = "logits"
 
@@ -132,7 +141,7 @@ class Attack(ABC):
         return ModelOutputs(record_ids=np.asarray(record_ids), labels=np.asarray(y),
                             logits=np.asarray(query(np.asarray(X))))
 
-    #: the observation type fit/score accept
+    #: the observation type fit/score_samples accept
     observation_type: ClassVar[type] = ModelOutputs
 
     # -- contract -------------------------------------------------------------------------------
@@ -161,14 +170,17 @@ class Attack(ABC):
         self._fit(data)
         return self
 
-    def score(self, observed: Observation, **context: Any) -> np.ndarray:
-        """Membership scores ``(n,)`` float64 for the observed records, higher = member.
+    def score_samples(self, observed: Observation, **context: Any) -> np.ndarray:
+        """Membership scores ``(n,)`` float64, one per observed record, higher = member.
 
+        ``observed``: what :meth:`observe` returned for the target model on the scored records.
         ``context``: what some attacks need besides the scored records, e.g. RMIA's
-        ``population=`` (the target's outputs on known non-member population records)."""
+        ``population=`` (the target's outputs on known non-member population records).
+        Typical use: ``attack.fit(shadow_data).score_samples(attack.observe(query, X, y, ids))``.
+        """
         if not self.is_fitted:
-            raise NotFittedError(f"attack {self.name!r} must be fitted (call fit) before score")
-        self._check_observation(observed, "score")
+            raise NotFittedError(f"attack {self.name!r} must be fitted (call fit) before score_samples")
+        self._check_observation(observed, "score_samples")
         scores = np.asarray(self._score(observed, **context) if context else self._score(observed),
                             dtype=np.float64)
         if scores.shape != (observed.n_records,):
@@ -177,14 +189,77 @@ class Attack(ABC):
         check_finite(scores, name=f"scores of attack {self.name!r}")
         return scores
 
+    def score(self, observed: Observation, **context: Any) -> np.ndarray:
+        """Deprecated alias of :meth:`score_samples` (same arguments, same scores).
+
+        scikit-learn's ``score`` is one aggregate number; per-record scores are
+        ``score_samples``. Use ``score_samples``: ``score`` will be removed in the next release.
+        """
+        warnings.warn("Attack.score is deprecated: use score_samples (the same per-record scores); score will "
+                      "be removed in the next release", DeprecationWarning, stacklevel=2)
+        return self.score_samples(observed, **context)
+
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "threshold_")
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor hyperparameters, as recorded in results."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+    @property
+    def name(self) -> str:
+        """The registered name these parameters make (:func:`registered_name`), e.g.
+        ``MetricAttack(signal="loss").name == "loss"``; derived, never stored, so a clone or a
+        :meth:`set_params` call can never leave a stale name."""
+        return registered_name(self)
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        # the constructor's keyword arguments are the hyperparameters (scikit-learn's rule)
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments ``{name: value}``, as stored (and recorded in results).
+
+        ``deep=True`` adds ``<name>__<sub>`` entries for parameters that are estimators
+        themselves (scikit-learn's convention); no built-in attack has one, so for them
+        ``deep`` changes nothing.
+        """
+        out: dict[str, Any] = {}
+        for p in self._param_names():
+            value = getattr(self, p)
+            out[p] = value
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{p}__{k}", v) for k, v in value.get_params(deep=True).items())
+        return out
+
+    def set_params(self, **params: Any) -> "Attack":
+        """Set constructor arguments by name (``<name>__<sub>`` for a nested estimator's);
+        return ``self``. Unknown names raise ``ValueError`` before anything is set; values are
+        checked by :meth:`fit` (and :meth:`validate_params`), as in scikit-learn.
+
+        A parameter that defines the registered attack (``signal``, ``online``) may be changed
+        too; :attr:`name` follows it.
+        """
+        valid = self._param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        unknown = []
+        for key, value in params.items():
+            head, sep, sub = key.partition("__")
+            if head not in valid:
+                unknown.append(key)
+            elif sep:
+                nested.setdefault(head, {})[sub] = value
+        if unknown:
+            raise ValueError(f"set_params: attack {self.name!r} takes parameters {valid}, got unknown {sorted(unknown)}")
+        for head in nested:
+            if not hasattr(getattr(self, head), "set_params"):
+                raise ValueError(f"set_params: parameter {head!r} of attack {self.name!r} is not an estimator, "
+                                 f"got nested parameters {sorted(nested[head])}")
+        for key, value in params.items():
+            if "__" not in key:
+                setattr(self, key, value)
+        for head, sub in nested.items():
+            getattr(self, head).set_params(**sub)
+        return self
 
     def _check_observation(self, o: Observation, where: str) -> None:
         if not isinstance(o, self.observation_type):
@@ -210,10 +285,47 @@ ATTACKS: dict[str, tuple[type[Attack], dict[str, Any]]] = {}
 
 def register_attack(name: str, cls: type[Attack], **fixed: Any) -> None:
     """Register ``cls`` under ``name``; ``fixed`` constructor arguments define the attack (e.g.
-    ``signal="loss"``) and cannot be overridden through :func:`make_attack`."""
+    ``signal="loss"``) and cannot be overridden through :func:`make_attack`. The name is then
+    what :func:`registered_name` derives back from those arguments, so two registrations of one
+    class with the same fixed arguments are refused."""
     if name in ATTACKS:
         raise ValueError(f"attack name {name!r} is already registered")
+    allowed = cls._param_names()
+    odd = sorted(set(fixed) - set(allowed))
+    if odd:
+        raise ValueError(f"fixed parameters of {name!r} must be parameters of {cls.__name__} {allowed}, got {odd}")
+    for other, (other_cls, other_fixed) in ATTACKS.items():
+        if other_cls is cls and other_fixed.keys() == fixed.keys() and all(
+                _same(other_fixed[k], v) for k, v in fixed.items()):
+            raise ValueError(f"attack {name!r} would be the same as {other!r} ({cls.__name__} with {fixed}): "
+                             f"its name could not be told from its parameters")
     ATTACKS[name] = (cls, fixed)
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    # type first: True == 1, but online=1 is not the registered online=True
+    return type(a) is type(b) and a == b
+
+
+def registered_name(attack: Attack) -> str:
+    """The name of the registered attack ``attack``'s parameters make: the registration of
+    ``type(attack)`` whose fixed arguments all equal ``attack``'s (the most specific, i.e. the
+    one fixing most arguments, then the first registered); ``type(attack).family`` when none
+    matches (a parameter value no registered attack has, or an unregistered subclass).
+
+    >>> from mialab.attacks import MetricAttack
+    >>> registered_name(MetricAttack(signal="entropy", classwise=True))
+    'entropy'
+    """
+    best: tuple[int, str] | None = None
+    for name, (cls, fixed) in ATTACKS.items():
+        if cls is type(attack) and all(_same(getattr(attack, k, _MISSING), v) for k, v in fixed.items()):
+            if best is None or len(fixed) > best[0]:
+                best = (len(fixed), name)
+    return best[1] if best is not None else getattr(type(attack), "family", type(attack).__name__)
 
 
 def attack_names() -> list[str]:
@@ -231,13 +343,13 @@ def _build(name: str, params: Mapping[str, Any]) -> Attack:
     if not isinstance(params, Mapping):
         raise TypeError(f"parameters of attack {name!r} must be a mapping of name -> value, got {params!r}")
     cls, fixed = ATTACKS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self" and p not in fixed]
+    allowed = [p for p in cls._param_names() if p not in fixed]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(f"attack {name!r} takes parameters {allowed}, got unknown or fixed {unknown}")
-    attack = cls(**{**fixed, **params})
-    attack.name = name  # the registered name, e.g. "loss" for a MetricAttack
-    return attack
+    # the name is derived from the fixed arguments (Attack.name), so nothing is set afterwards
+    # and sklearn.base.clone rebuilds the same attack
+    return cls(**{**fixed, **params})
 
 
 def make_attack(name: str, **params: Any) -> Attack:

@@ -107,7 +107,7 @@ class LabelOnlyAttack(Attack):
     flip: also flip images horizontally (only meaningful where mirror images share a label).
     """
 
-    name = "label-only"
+    family = "label-only"
     access = "labels"
 
     def required_access(self) -> str:

@@ -97,7 +97,7 @@ def lira_scores(target: np.ndarray, ref: np.ndarray, ref_in: np.ndarray, *, onli
 class LiRA(ReferenceAttack):
     """Carlini et al.'s likelihood-ratio attack; ``online`` is fixed by the registered name."""
 
-    name = "lira"
+    family = "lira"
 
     def __init__(self, *, online: bool = False, variance: str = "fixed", augment: str = "auto",
                  n_calibration: int = 8, random_state: int = 0) -> None:

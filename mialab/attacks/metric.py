@@ -46,7 +46,7 @@ class MetricAttack(Attack):
     classwise: calibrate one threshold per class instead of one global threshold.
     """
 
-    name = "metric"
+    family = "metric"
 
     def __init__(self, *, signal: str = "loss", classwise: bool = False, random_state: int = 0) -> None:
         super().__init__(random_state=random_state)
@@ -105,7 +105,7 @@ class CorrectnessAttack(Attack):
     non-members its accuracy is ``0.5 + (acc_members - acc_nonmembers) / 2``.
     """
 
-    name = "correctness"
+    family = "correctness"
     calibrated = False
 
     def required_access(self) -> str:

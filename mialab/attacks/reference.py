@@ -10,7 +10,7 @@ they score:
   ``membership.matrix[k, j]`` says whether reference model k trained on record j. An *offline*
   attack never trains a reference model on a scored record (those columns are all False); an
   *online* attack (``online = True``) trains each scored record into about half of them.
-* ``score(observed)``: the target's observation of the scored records, matched to the fitted
+* ``score_samples(observed)``: the target's observation of the scored records, matched to the fitted
   columns by record id (a record without a fitted column is refused).
 
 The decision threshold ``threshold_`` is calibrated on attacker-side data only, leave-one-out:
@@ -237,7 +237,7 @@ class ReferenceAttack(Attack):
         return np.array([index[int(r)] for r in ids], dtype=np.int64)
 
     def population_ids(self, exclude: np.ndarray = ()) -> np.ndarray:
-        """Records the target must also be queried on (passed to :meth:`score` as
+        """Records the target must also be queried on (passed to :meth:`score_samples` as
         ``population=``); empty for attacks that need none. ``exclude``: the scored records."""
         return np.zeros(0, dtype=np.int64)
 
@@ -257,7 +257,7 @@ class ReferenceAttack(Attack):
         target[cols] = self._checked_signal(observed)
         pop_cols = np.zeros(0, dtype=np.int64)
         if population is not None:
-            self._check_observation(population, "score(population=)")
+            self._check_observation(population, "score_samples(population=)")
             pop_cols = self._columns_of(population.record_ids, "population records")
             if not np.array_equal(self.labels_[pop_cols], population.labels):
                 raise ValueError(f"{self.name}: the population's labels differ from the reference observations' labels")

@@ -91,7 +91,7 @@ def rmia_scores(p_x: np.ndarray, pr_x: np.ndarray, p_z: np.ndarray, pr_z: np.nda
 class RMIA(ReferenceAttack):
     """Zarifzadeh et al.'s relative membership inference; ``online`` is fixed by the registered name."""
 
-    name = "rmia"
+    family = "rmia"
     uses_population = True
 
     def __init__(self, *, online: bool = False, gamma: float = 2.0, offline_a: float | str = "auto",

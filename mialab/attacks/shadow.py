@@ -106,7 +106,7 @@ class ShadowModelAttack(Attack):
     record's score depends on its own outputs only, never on the other scored records.
     """
 
-    name = "shadow"
+    family = "shadow"
 
     def __init__(self, *, per_class: bool = False, top_k: int | None = None, max_iter: int = 100,
                  min_class_records: int = 20, true_class: bool = True, random_state: int = 0) -> None:
