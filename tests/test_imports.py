@@ -35,3 +35,16 @@ def test_public_names_load_on_first_use():
         assert getattr(mialab, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         mialab.nope  # noqa: B018
+
+
+def test_a_submodule_named_like_a_function_does_not_replace_it():
+    # importing mialab.audit (the module) binds it on the package; mialab.audit must stay the
+    # function, whichever is imported first
+    out = _fresh("import mialab.audit, mialab.own_model, mialab; from mialab.audit import run_attack; "
+                 "print(callable(mialab.audit), callable(mialab.audit_model), mialab.audit.__module__)")
+    assert out == "True True mialab.audit"
+
+
+def test_subpackages_are_reachable_as_attributes():
+    out = _fresh("import mialab; print(mialab.models.build_model.__name__, mialab.metrics.roc_auc.__name__)")
+    assert out == "build_model roc_auc"
