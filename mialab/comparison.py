@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import html
 import json
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +171,42 @@ class DefenseComparison:
                          "needs 1,000); shown is the largest attack's exact upper bound.")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """A compact HTML table for Jupyter: per candidate its test accuracy, utility cost, worst
+        attack, worst-case AUC with its interval (corrected for picking the worst attack when the
+        row has one) and the AUC cut with its paired interval and whether it is beyond noise; then
+        the recommendation's verdict at the default constraints (:meth:`summary`). Every text
+        from the rows is HTML-escaped."""
+        head = ("candidate", "test acc.", "utility cost", "worst attack", "worst AUC [95% CI]",
+                "AUC cut [paired CI]", "defense")
+        body = []
+        for r in self.rows:
+            lo_hi = r.get("worst_auc_corrected_interval") or r.get("worst_auc_interval")
+            cells = (r.get("candidate"), _html_number(r.get("test_accuracy"), "{:.1%}"),
+                     _html_number(None if r.get("utility_cost") is None else 100 * r["utility_cost"],
+                                  "{:.1f} pts"),
+                     r.get("worst_attack"),
+                     _html_number(r.get("worst_auc"), "{:.3f}") + _html_interval(lo_hi, "{:.3f}"),
+                     ("" if r.get("auc_reduction") is None else
+                      _html_number(r["auc_reduction"], "{:+.3f}") + _html_interval(r.get("auc_reduction_interval"),
+                                                                                    "{:+.3f}")
+                      + ("*" if r.get("paired") is False else "")),
+                     {True: "works", False: "within noise"}.get(r.get("defense_works"), ""))
+            body.append("<tr>" + "".join(f"<td>{html.escape(str('' if c is None else c))}</td>"
+                                         for c in cells) + "</tr>")
+        notes = []
+        if any(r.get("worst_auc_corrected_interval") for r in self.rows):
+            notes.append("AUC intervals corrected for picking the worst of the attacks; AUC cut: undefended minus "
+                         "defended worst-case AUC, interval simultaneous over the candidates"
+                         + ("; * unpaired (other evaluated records)" if any(r.get("paired") is False
+                                                                          for r in self.rows) else "") + ".")
+        if any(r.get("candidate") == BASELINE for r in self.rows):
+            notes.append(self.summary()["recommendation"]["verdict"])
+        return ('<div class="mialab-defense-comparison"><table>'
+                "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>"
+                "<tbody>" + "".join(body) + "</tbody></table>"
+                + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</div>")
+
     def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
              target_auc: float | None = None, overwrite: bool = False) -> Path:
         """Write the comparison as the directory ``out`` (see :meth:`write_files` for what it
@@ -211,6 +249,15 @@ class DefenseComparison:
             plot_tradeoff(self.rows, directory / "tradeoff.png")
             finish_dir(directory)
         return directory
+
+
+def _html_number(x: float | None, fmt: str) -> str:
+    """``x`` formatted, or an em dash for a missing number (escaped by the caller)."""
+    return "—" if x is None else fmt.format(x)
+
+
+def _html_interval(interval: Any, fmt: str) -> str:
+    return "" if not interval else f" [{fmt.format(interval[0])}, {fmt.format(interval[1])}]"
 
 
 def _tpr_text(r: dict[str, Any]) -> str:
@@ -406,8 +453,9 @@ def candidate_specs(candidates: list[str] | Mapping[str, Mapping[str, Any]]) -> 
 def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
                      *, config: AuditConfig | None = None, out: str | Path | None = None,
                      quiet: bool = False, cache_dir: str | Path | None = None,
-                     baseline: AuditResults | None = None, data: Dataset | None = None,
-                     overwrite: bool = False, **settings: Any) -> DefenseComparison:
+                     baseline: AuditResults | None = None, dataset: str | Dataset | None = None,
+                     overwrite: bool = False, data: str | Dataset | None = None,
+                     **settings: Any) -> DefenseComparison:
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
     ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
@@ -427,16 +475,29 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``cache_dir`` a temporary one serves this comparison only.
     ``baseline``: the undefended audit, already run with this very configuration (label-only
     attack included): it is reused, not re-run, and not written under ``out``.
-    ``data``: a :class:`~mialab.data.Dataset` to audit instead of the built-in ``config.dataset``.
+    ``dataset``: as for :func:`mialab.audit`: a built-in dataset name (sets ``config.dataset``;
+    with ``config`` it must agree with ``config.dataset``) or a :class:`~mialab.data.Dataset`
+    to audit instead of the built-in ``config.dataset``.
+    ``data``: deprecated alias of ``dataset`` (a ``DeprecationWarning``; removed in the next
+    release); passing both is a ``ValueError``.
     """
+    dataset = _dataset_argument(dataset, data)
     specs = candidate_specs(candidates)
     if out is not None:  # now, not after every candidate has trained
         from mialab.report.rundir import check_run_dir
 
         check_run_dir(out, overwrite=overwrite)
-    base = config if config is not None else AuditConfig(**settings)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
+    name = dataset if isinstance(dataset, str) else None
+    if config is None:
+        base = AuditConfig(**settings, **({"dataset": name} if name is not None else {}))
+    elif name is not None and name != config.dataset:
+        raise ValueError(f"dataset {name!r} contradicts config.dataset {config.dataset!r}: pass one")
+    else:
+        base = config
+    # a name is now in the configuration; a Dataset is handed to every audit, which records its name
+    custom = dataset if isinstance(dataset, Dataset) else None
     if "label-only" not in base.attacks:
         base = base.replace(attacks=base.attacks + ("label-only",))
     # replace() validates every candidate now, before any training (early stopping, for one,
@@ -451,8 +512,8 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
         if not isinstance(baseline, AuditResults):
             raise TypeError(f"baseline must be AuditResults, got {type(baseline).__name__}")
         expected = base.to_dict()
-        if data is not None:
-            expected["dataset"] = data.name
+        if custom is not None:
+            expected["dataset"] = custom.name
         if baseline.config != expected:
             diff = sorted(k for k in set(expected) | set(baseline.config)
                           if expected.get(k) != baseline.config.get(k))
@@ -466,13 +527,33 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
             if name in results:
                 continue
             log.info("defense comparison: candidate %d of %d: %s", i, len(configs) - 1, name)
-            results[name] = audit(data, config=cfg, quiet=quiet, cache_dir=cache_dir)
+            results[name] = audit(custom, config=cfg, quiet=quiet, cache_dir=cache_dir)
     rows, differences = _rows(results)
     comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
                                    baseline_supplied=baseline is not None, differences=differences)
     if out is not None:  # a given baseline's caller writes its own report (see mialab audit)
         comparison.save(out, report=baseline is None, overwrite=overwrite)
     return comparison
+
+
+def _dataset_argument(dataset: str | Dataset | None, data: str | Dataset | None) -> str | Dataset | None:
+    """``compare_defenses``'s dataset: ``dataset``, or the deprecated ``data`` with a warning;
+    checked to be a name, a :class:`~mialab.data.Dataset` or ``None``."""
+    if data is not None:
+        if dataset is not None:
+            raise ValueError("pass the dataset once, as dataset= (data= is its deprecated alias), got both "
+                             f"dataset={_short(dataset)} and data={_short(data)}")
+        warnings.warn("compare_defenses(data=...) is deprecated and will be removed in the next release; "
+                      "use dataset= (as in mialab.audit)", DeprecationWarning, stacklevel=3)
+        dataset = data
+    if dataset is not None and not isinstance(dataset, (str, Dataset)):
+        raise TypeError(f"dataset must be a dataset name, a mialab.data.Dataset or None, "
+                        f"got {type(dataset).__name__}")
+    return dataset
+
+
+def _short(dataset: object) -> str:
+    return repr(dataset) if isinstance(dataset, str) else f"<{type(dataset).__name__}>"
 
 
 def _training(name: str, base: TrainConfig, spec: Mapping[str, Any]) -> TrainConfig:

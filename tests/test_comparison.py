@@ -222,3 +222,50 @@ def test_pareto_front_against_brute_force():
 def test_comparison_writes_the_tradeoff_plot(comparison):
     _, out = comparison
     assert (out / "tradeoff.png").stat().st_size > 1000
+
+
+def test_repr_html_is_a_compact_escaped_table_with_the_verdict():
+    import html.parser
+
+    c = _fake([_paired("<b>a&b</b>", 0.90, 0.66, [0.60, 0.72], [-0.02, 0.10]),
+               _paired("b", 0.87, 0.55, [0.50, 0.60], [0.09, 0.21], paired=False)])
+    c.rows[0]["worst_auc_corrected_interval"] = [0.64, 0.76]
+    c.rows[2]["worst_attack"] = 'x"<script>'
+    out = c._repr_html_()
+
+    class Cells(html.parser.HTMLParser):  # a parser as the notebook's: tags and text per cell
+        def __init__(self):
+            super().__init__()
+            self.tags, self.rows, self.p = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.rows[-1].append("")
+
+        def handle_data(self, data):
+            if self.tags and self.tags[-1] in ("td", "th") and self.rows:
+                self.rows[-1][-1] += data
+            elif self.tags and self.tags[-1] == "p":
+                self.p.append(data)
+
+    parsed = Cells()
+    parsed.feed(out)
+    parsed.close()
+    # the only tags are the table's own: a row's text never becomes markup
+    assert set(parsed.tags) == {"div", "table", "thead", "tbody", "tr", "th", "td", "p"}
+    assert "<b>" not in out and "<script>" not in out and "&lt;b&gt;a&amp;b&lt;/b&gt;" in out
+    header, *rows = parsed.rows
+    assert header == ["candidate", "test acc.", "utility cost", "worst attack", "worst AUC [95% CI]",
+                      "AUC cut [paired CI]", "defense"]
+    assert rows == [
+        ["none", "90.0%", "0.0 pts", "loss", "0.700 [0.640, 0.760]", "", ""],  # the corrected interval
+        ["<b>a&b</b>", "90.0%", "0.0 pts", "loss", "0.660 [0.600, 0.720]", "+0.040 [-0.020, +0.100]",
+         "within noise"],
+        ["b", "87.0%", "3.0 pts", 'x"<script>', "0.550 [0.500, 0.600]", "+0.150 [+0.090, +0.210]*", "works"],
+    ]
+    # notes: what the intervals are (with the unpaired mark), then summary()'s verdict, verbatim
+    assert len(parsed.p) == 2 and "* unpaired" in parsed.p[0]
+    assert parsed.p[1] == c.summary()["recommendation"]["verdict"] and parsed.p[1].startswith("Recommended: b")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -89,6 +90,40 @@ def test_reported_epsilon_matches_an_independent_accountant(digits, accountant, 
     for _ in range(2 * 128 // 16):
         ref.step(noise_multiplier=1.1, sample_rate=16 / 128)
     assert report["epsilon"] == pytest.approx(ref.get_epsilon(delta=1 / 1280), rel=1e-9)
+
+
+@pytest.mark.parametrize("accountant, reference", [("prv", PRVAccountant), ("rdp", RDPAccountant)])
+def test_epsilon_method_is_the_reports_and_grows_as_delta_shrinks(digits, accountant, reference):
+    X, y = digits[0][:64], digits[1][:64]
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05)
+    dp = DPSGD(noise_multiplier=1.1, accountant=accountant)
+    with pytest.raises(RuntimeError, match="train first"):
+        dp.epsilon()
+    report = dp.train(_trainer(config, width=8), X, y, training=config, seed=0).defense_report
+
+    # the default delta is the reported one (1 / (10 * 64)), so the same accountant, same number
+    assert dp.epsilon() == pytest.approx(report["epsilon"], rel=1e-9)
+    # at another delta: an independent accountant fed the same 4 steps (oracle)
+    ref = reference()
+    for _ in range(64 // 16):
+        ref.step(noise_multiplier=1.1, sample_rate=16 / 64)
+    assert dp.epsilon(1e-3) == pytest.approx(ref.get_epsilon(delta=1e-3), rel=1e-9)
+    # epsilon is non-increasing in delta for any (epsilon, delta) curve; strictly here
+    eps = [dp.epsilon(d) for d in (1e-8, 1e-5, 1e-3, 1e-1)]
+    assert eps[0] > eps[1] > eps[2] > eps[3] > 0
+    # the spend is not configuration: equality, hashing and describe() are unchanged
+    fresh = DPSGD(noise_multiplier=1.1, accountant=accountant)
+    assert dp == fresh and hash(dp) == hash(fresh) and dp.describe() == fresh.describe()
+
+
+def test_epsilon_method_refuses_a_delta_outside_0_1(digits):
+    X, y = digits[0][:32], digits[1][:32]
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05)
+    dp = DPSGD(noise_multiplier=1.0)
+    dp.train(_trainer(config, width=8), X, y, training=config, seed=0)
+    for delta in (0, 0.0, 1.0, -1e-5, 2, float("nan"), float("inf"), True, "1e-5"):
+        with pytest.raises(ValueError, match=r"delta must be a float in \(0, 1\).*got " + re.escape(repr(delta))):
+            dp.epsilon(delta)
 
 
 @pytest.mark.parametrize("accountant, n, batch_size, epochs", [

@@ -196,29 +196,55 @@ class PrivateWrap:
                                           sample_rate=1.0 / per_epoch, steps=self.epochs * per_epoch,
                                           accountant=d.accountant))
 
+    def history(self) -> tuple[tuple[float, float, int], ...]:
+        """The accountant's history: ``(noise_multiplier, sample_rate, steps)`` per phase."""
+        if self.engine is None:
+            raise RuntimeError("PrivateWrap has no accounting before training: the wrap was never called")
+        return tuple((float(s), float(q), int(n)) for s, q, n in self.engine.accountant.history)
+
     def report(self) -> dict[str, Any]:
         """The guarantee spent: epsilon at ``delta`` after the steps actually taken, and the
         parameters it rests on."""
         if self.engine is None:
             raise RuntimeError("PrivateWrap.report() before training: the wrap was never called")
-        accountant = self.engine.accountant
-        steps = int(sum(n for _, _, n in accountant.history))
-        with warnings.catch_warnings():
-            if self.defense.accountant == "prv":  # PRV only bounds its discretisation domain with RDP
-                warnings.filterwarnings("ignore", message=_RDP_ORDER_WARNING)
-            epsilon = float(accountant.get_epsilon(delta=self.delta)) if steps else 0.0
+        history = self.history()
         return {
-            "epsilon": epsilon,
+            "epsilon": _epsilon(self.defense.accountant, history, self.delta),
             "delta": self.delta,
             "noise_multiplier": float(self.optimizer.noise_multiplier),
             "max_grad_norm": float(self.defense.max_grad_norm),
             "accountant": self.defense.accountant,
             "sample_rate": self.sample_rate,
-            "steps": steps,
+            "steps": sum(n for _, _, n in history),
             "grad_sample_mode": self.defense.grad_sample_mode,
             "poisson_sampling": self.defense.poisson_sampling,
             "target_epsilon": self.defense.target_epsilon,
         }
+
+
+def _epsilon(accountant: str, history: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    """Epsilon at ``delta`` of the steps in ``history`` (``(noise_multiplier, sample_rate,
+    steps)`` per phase, an Opacus accountant's whole state), composed by ``accountant``; 0 for
+    no steps."""
+    from opacus.accountants import create_accountant
+
+    if not history or not sum(n for _, _, n in history):
+        return 0.0
+    acc = create_accountant(mechanism=accountant)
+    acc.history = [tuple(h) for h in history]
+    with warnings.catch_warnings():
+        if accountant == "prv":  # PRV only bounds its discretisation domain with RDP
+            warnings.filterwarnings("ignore", message=_RDP_ORDER_WARNING)
+        return float(acc.get_epsilon(delta=delta))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spent:
+    """What the last model trained through :meth:`DPSGD.train` spent: the accountant's history
+    and the delta it was reported at."""
+
+    history: tuple[tuple[float, float, int], ...]
+    delta: float
 
 
 @register_defense
@@ -306,5 +332,33 @@ class DPSGD(TrainingDefense):
             # which is what Opacus expects
             warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
             trained = train(X, y, **hooks)
-        trained.defense_report = hooks["wrap"].report()
+        wrap = hooks["wrap"]
+        trained.defense_report = wrap.report()
+        # not a field: the configuration (eq, hash, describe(), cache keys) stays what the user gave
+        object.__setattr__(self, "_spent", _Spent(history=wrap.history(), delta=wrap.delta))
         return trained
+
+    def epsilon(self, delta: float | None = None) -> float:
+        """Epsilon spent by the last model trained with this defense, at ``delta``.
+
+        ``delta``: a float in (0, 1); ``None``: the delta the model was reported at (``self.delta``
+        or :func:`default_delta` of its training-set size), so ``epsilon()`` equals its
+        ``defense_report["epsilon"]``. A smaller delta gives a larger epsilon (same steps, same
+        accountant). In an audit the defense trains the target and then every shadow/reference
+        model, so this is the *last* model's spend; the target's is
+        ``results.target["defense"]["epsilon"]``.
+        Only :meth:`train` records it (not a model loaded from a cache, nor one trained in
+        another process).
+
+        Raises ``RuntimeError`` before any training and ``ValueError`` for a delta outside (0, 1).
+        """
+        spent: _Spent | None = self.__dict__.get("_spent")
+        if spent is None:
+            raise RuntimeError("DPSGD.epsilon() needs a trained model: train first (DPSGD.train, or an "
+                               "audit with this defense); nothing has been trained with this DPSGD object yet")
+        if delta is None:
+            delta = spent.delta
+        elif (isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating))
+              or not math.isfinite(delta) or not 0.0 < delta < 1.0):
+            raise ValueError(f"delta must be a float in (0, 1) or None (the reported delta), got {delta!r}")
+        return _epsilon(self.accountant, spent.history, float(delta))
