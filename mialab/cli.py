@@ -313,7 +313,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
     results = audit(data, config=config, quiet=args.quiet, cache_dir=cache)
     if names:
         comparison = compare_defenses(names, config=_ran_config(results, config), baseline=results,
-                                      data=data if args.csv is not None else None,
+                                      dataset=data if args.csv is not None else None,
                                       quiet=args.quiet, cache_dir=cache)
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
                                                         target_auc=args.target_auc)
