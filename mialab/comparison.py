@@ -37,7 +37,6 @@ import numpy as np
 
 from mialab.audit import audit
 from mialab.config import AuditConfig
-from mialab.metrics.pareto import pareto_front
 from mialab.data import Dataset
 from mialab.metrics.family import (
     FamilyInterval,
@@ -49,8 +48,10 @@ from mialab.metrics.family import (
     unpaired_differences,
 )
 from mialab.metrics.intervals import AUC_KEY, tpr_key
+from mialab.metrics.pareto import pareto_front
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
+from mialab.verdict import scores_by_record
 
 __all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "candidate_specs",
            "compare_defenses", "pareto_front", "recommend"]
@@ -314,28 +315,10 @@ def _reduction_text(r: Mapping[str, Any]) -> str:
 
 
 def _scores_by_attack(res: AuditResults) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``(record_ids, is_member, {attack: scores})`` of one audit, every attack's scores put in
-    the order of the first attack's records (the order its bootstrap draws index)."""
+    """``(record_ids, is_member, {attack: scores})`` of one audit (:func:`mialab.verdict.scores_by_record`)."""
     if not res.attacks:
         raise ValueError("a defense comparison needs attack results in every audit, got an audit without attacks")
-    ids, member = res.attacks[0].record_ids, res.attacks[0].is_member
-    order = np.argsort(ids, kind="stable")
-    scores = {}
-    for a in res.attacks:
-        if np.array_equal(a.record_ids, ids):
-            s, m = a.scores, a.is_member
-        else:
-            theirs = np.argsort(a.record_ids, kind="stable")
-            if not np.array_equal(a.record_ids[theirs], ids[order]):
-                raise ValueError(f"attack {a.attack!r} scored other records than attack {res.attacks[0].attack!r} "
-                                 "in the same audit")
-            s, m = np.empty_like(a.scores), np.empty_like(a.is_member)
-            s[order], m[order] = a.scores[theirs], a.is_member[theirs]
-        if not np.array_equal(m, member):
-            raise ValueError(f"attack {a.attack!r} disagrees with attack {res.attacks[0].attack!r} on which "
-                             "evaluated records are members")
-        scores[a.attack] = s
-    return ids, member, scores
+    return scores_by_record(res.attacks)
 
 
 def _aligned_to(base_ids: np.ndarray, base_member: np.ndarray, ids: np.ndarray, member: np.ndarray,

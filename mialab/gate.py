@@ -46,8 +46,10 @@ import numpy as np
 from mialab.metrics import AUC_KEY, min_nonmembers_for_fpr, tpr_key
 from mialab.metrics._inputs import check_fpr_targets
 from mialab.metrics.family import family_intervals
+from mialab.metrics.intervals import _check_level, _check_n_bootstrap
 from mialab.seeding import check_seed
 from mialab.types import AttackResult
+from mialab.verdict import scores_by_record
 
 __all__ = ["Budget", "BudgetOutcome", "GateResult", "parse_budget", "parse_budgets", "check_budgets", "gate_lines",
            "EXIT_KEPT", "EXIT_BROKEN", "EXIT_UNRESOLVABLE", "OUTCOMES"]
@@ -295,46 +297,6 @@ def gate_lines(gate: Mapping[str, Any]) -> list[str]:
     return [str(gate["summary"])] + [f"  {b['message']}" for b in gate["budgets"]]
 
 
-def _aligned_scores(attacks: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each attack's scores in the record order of the first attack, and the membership.
-
-    The maximum over attacks is taken per bootstrap replicate over the same records, so every
-    attack must have scored the same records with the same membership (any order).
-    """
-    if isinstance(attacks, (str, bytes, Mapping)) or not isinstance(attacks, Sequence):
-        raise TypeError(f"attacks must be a sequence of AttackResult, got {type(attacks).__name__}")
-    if not attacks:
-        raise ValueError("attacks must hold at least one AttackResult, got none")
-    bad = [a for a in attacks if not isinstance(a, AttackResult)]
-    if bad:
-        raise TypeError(f"attacks must hold AttackResult objects, got {type(bad[0]).__name__}")
-    names = [a.attack for a in attacks]
-    if len(set(names)) != len(names):
-        raise ValueError(f"attacks must not repeat an attack name, got {names}")
-    first = attacks[0]
-    ids = first.record_ids
-    order = np.argsort(ids, kind="stable")
-    if np.unique(ids).size != ids.size:
-        raise ValueError(f"attacks[0] ({first.attack!r}) scores a record id twice; the gate needs one score per record")
-    scores = {}
-    for a in attacks:
-        if a.record_ids.shape == ids.shape and np.array_equal(a.record_ids, ids):
-            s, m = a.scores, a.is_member
-        else:
-            o = np.argsort(a.record_ids, kind="stable")
-            if a.record_ids.shape != ids.shape or not np.array_equal(a.record_ids[o], ids[order]):
-                raise ValueError(f"attacks must score the same records: {a.attack!r} scored {a.record_ids.size} "
-                                 f"record(s) that differ from {first.attack!r}'s {ids.size}")
-            # back to the first attack's order: position order[k] holds the k-th smallest id
-            s, m = np.empty_like(a.scores), np.empty_like(a.is_member)
-            s[order], m[order] = a.scores[o], a.is_member[o]
-        if not np.array_equal(m, first.is_member):
-            raise ValueError(f"attacks must agree on membership: {a.attack!r} and {first.attack!r} label "
-                             "some record differently")
-        scores[a.attack] = np.asarray(s, dtype=np.float64)
-    return scores, np.asarray(first.is_member, dtype=bool)
-
-
 def check_budgets(
     attacks: Sequence[AttackResult],
     budgets: Sequence[Budget | str],
@@ -365,14 +327,10 @@ def check_budgets(
     if not parsed:
         raise ValueError("budgets must name at least one budget such as 'auc>0.6', got none")
     targets = check_fpr_targets(fpr_targets, name="fpr_targets")
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)) \
-            or not 0.0 < level < 1.0:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-    if isinstance(n_bootstrap, (bool, np.bool_)) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap!r}")
-    n_bootstrap = int(n_bootstrap)
+    level = _check_level(level)
+    n_bootstrap = _check_n_bootstrap(n_bootstrap)
     seed = check_seed(seed, name="seed")
-    scores, is_member = _aligned_scores(attacks)
+    _, is_member, scores = scores_by_record(attacks)
     n_pos = int(np.count_nonzero(is_member))
     n_neg = int(is_member.size - n_pos)
     if n_pos == 0 or n_neg == 0:

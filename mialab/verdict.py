@@ -23,35 +23,56 @@ from mialab.metrics.intervals import AUC_KEY, tpr_key
 from mialab.metrics.summary import AttackMetrics, min_nonmembers_for_fpr
 from mialab.types import AttackResult
 
-__all__ = ["VERDICT_LEVEL", "leak_verdict"]
+__all__ = ["VERDICT_LEVEL", "leak_verdict", "scores_by_record"]
 
 #: joint coverage of the verdict's intervals
 VERDICT_LEVEL = 0.95
 
 
-def _aligned(attacks: Sequence[AttackResult]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The shared membership vector and the scores by attack name; every attack must score the
-    same records in the same order (the audit guarantees it; a caller mixing runs does not)."""
-    if isinstance(attacks, AttackResult) or not isinstance(attacks, Sequence) or not attacks:
-        raise TypeError(f"attacks must be a non-empty sequence of AttackResult, got {attacks!r}")
+def scores_by_record(attacks: Sequence[AttackResult]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(record_ids, is_member, {attack: scores})`` with every attack's scores put in the record
+    order of the first attack (the order a bootstrap draw indexes), so that replicate ``b``
+    resamples the same records for every attack. Attacks may list the records in any order but
+    must score the same records, one score each, and agree on which are members."""
+    if isinstance(attacks, (str, bytes, Mapping, AttackResult)) or not isinstance(attacks, Sequence):
+        raise TypeError(f"attacks must be a sequence of AttackResult, got {type(attacks).__name__}")
+    if not attacks:
+        raise ValueError("attacks must hold at least one AttackResult, got none")
+    bad = [a for a in attacks if not isinstance(a, AttackResult)]
+    if bad:
+        raise TypeError(f"attacks must hold AttackResult objects, got {type(bad[0]).__name__}")
+    names = [a.attack for a in attacks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"attacks must not repeat an attack name, got {names}")
     first = attacks[0]
-    scores: dict[str, np.ndarray] = {}
+    ids = first.record_ids
+    if np.unique(ids).size != ids.size:
+        raise ValueError(f"attacks[0] ({first.attack!r}) scores a record id twice; one score per record is needed")
+    order = np.argsort(ids, kind="stable")
+    scores = {}
     for a in attacks:
-        if not isinstance(a, AttackResult):
-            raise TypeError(f"attacks must hold AttackResult objects, got {type(a).__name__}")
-        if not (np.array_equal(a.record_ids, first.record_ids) and np.array_equal(a.is_member, first.is_member)):
-            raise ValueError(f"attacks must score the same records in the same order: {a.attack!r} differs "
-                             f"from {first.attack!r}")
-        if a.attack in scores:
-            raise ValueError(f"attacks must have distinct names, got {a.attack!r} twice")
-        scores[a.attack] = a.scores
-    return first.is_member, scores
+        if np.array_equal(a.record_ids, ids):
+            s, m = a.scores, a.is_member
+        else:
+            theirs = np.argsort(a.record_ids, kind="stable")
+            if a.record_ids.shape != ids.shape or not np.array_equal(a.record_ids[theirs], ids[order]):
+                raise ValueError(f"attacks must score the same records: {a.attack!r} scored {a.record_ids.size} "
+                                 f"record(s) that differ from {first.attack!r}'s {ids.size}")
+            # back to the first attack's order: position order[k] holds the k-th smallest id
+            s, m = np.empty_like(a.scores), np.empty_like(a.is_member)
+            s[order], m[order] = a.scores[theirs], a.is_member[theirs]
+        if not np.array_equal(m, first.is_member):
+            raise ValueError(f"attacks must agree on membership: {a.attack!r} and {first.attack!r} label "
+                             "some record differently")
+        scores[a.attack] = np.asarray(s, dtype=np.float64)
+    return ids, np.asarray(first.is_member, dtype=bool), scores
 
 
 def leak_verdict(attacks: Sequence[AttackResult], *, fpr_targets: Sequence[float], n_bootstrap: int,
                  seed: int, level: float = VERDICT_LEVEL,
                  metrics: Mapping[str, AttackMetrics] | None = None) -> dict[str, Any]:
-    """The corrected verdict over ``attacks`` (all scored on the same evaluated records).
+    """The corrected verdict over ``attacks`` (all scored on the same evaluated records, see
+    :func:`scores_by_record`).
 
     ``metrics``: the attacks' own metrics as reported next to the verdict; each corrected
     interval is widened to contain the worst attack's own interval shown there, so it is never
@@ -73,7 +94,7 @@ def leak_verdict(attacks: Sequence[AttackResult], *, fpr_targets: Sequence[float
 
     Same arguments, same numbers, bit for bit.
     """
-    is_member, scores = _aligned(attacks)
+    _, is_member, scores = scores_by_record(attacks)
     fam = family_intervals(scores, is_member, fpr_targets=fpr_targets, level=level,
                            n_bootstrap=n_bootstrap, seed=seed)
     n_pos = int(is_member.sum())

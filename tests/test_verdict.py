@@ -67,9 +67,17 @@ def test_the_corrected_interval_contains_the_worst_attacks_own_interval_as_shown
 def test_attacks_on_other_records_are_refused():
     a, b = _results([0.0, 0.0], seeded(4))
     shifted = AttackResult("b", b.record_ids + 1, b.labels, b.scores, b.is_member, 0.0)
-    with pytest.raises(ValueError, match="same records in the same order"):
+    with pytest.raises(ValueError, match="must score the same records"):
         leak_verdict([a, shifted], fpr_targets=(0.1,), n_bootstrap=50, seed=0)
-    with pytest.raises(ValueError, match="distinct names"):
+    with pytest.raises(ValueError, match="must not repeat an attack name"):
         leak_verdict([a, a], fpr_targets=(0.1,), n_bootstrap=50, seed=0)
-    with pytest.raises(TypeError, match="non-empty sequence"):
+    with pytest.raises(ValueError, match="at least one AttackResult"):
         leak_verdict([], fpr_targets=(0.1,), n_bootstrap=50, seed=0)
+
+
+def test_an_attack_listing_the_records_in_another_order_gives_the_same_verdict():
+    a, b = _results([0.3, 0.5], seeded(5))
+    perm = np.random.default_rng(0).permutation(a.record_ids.size)
+    b_perm = AttackResult("a1", b.record_ids[perm], b.labels[perm], b.scores[perm], b.is_member[perm], 0.0)
+    same = leak_verdict([a, b], fpr_targets=(0.1,), n_bootstrap=100, seed=3)
+    assert leak_verdict([a, b_perm], fpr_targets=(0.1,), n_bootstrap=100, seed=3) == same

@@ -60,7 +60,7 @@ import numpy as np
 from mialab.metrics._inputs import check_fpr_target, check_fpr_targets, check_scores_membership, require_both_classes
 # _replicate_stats is the agreed interface with the per-attack intervals (issue 12 plan): the
 # estimator of every replicate, so family and per-attack numbers use one TPR convention
-from mialab.metrics.intervals import AUC_KEY, _replicate_stats, tpr_key
+from mialab.metrics.intervals import AUC_KEY, _check_level, _check_n_bootstrap, _replicate_stats, tpr_key
 from mialab.seeding import check_seed, derive_seed
 
 __all__ = ["FamilyInterval", "family_intervals", "family_seed", "leaks", "simultaneous_bands",
@@ -104,22 +104,6 @@ def _check_family(scores: Any, is_member: Any, *, name: str = "scores"
 
 def _check_targets(fpr_targets: Any) -> tuple[float, ...]:
     return check_fpr_targets(fpr_targets, name="fpr_targets")
-
-
-def _check_level(level: Any) -> float:
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
-        raise TypeError(f"level must be a float in (0, 1), got {level!r} ({type(level).__name__})")
-    if not (0.0 < float(level) < 1.0):
-        raise ValueError(f"level must lie in the open interval (0, 1), got {float(level)!r}")
-    return float(level)
-
-
-def _check_n_bootstrap(n_bootstrap: Any) -> int:
-    if isinstance(n_bootstrap, (bool, np.bool_)) or not isinstance(n_bootstrap, (int, np.integer)):
-        raise TypeError(f"n_bootstrap must be a positive int, got {n_bootstrap!r} ({type(n_bootstrap).__name__})")
-    if n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap}")
-    return int(n_bootstrap)
 
 
 # ----------------------------------------------------------------------------------------------
