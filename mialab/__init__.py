@@ -27,7 +27,7 @@ _EXPORTS = {
     "DefenseComparison": "mialab.comparison",
     "make_attack": "mialab.attacks",
     "evaluate": "mialab.metrics",
-    "leak_verdict": "mialab.verdict",
+    "leak_verdict": "mialab.metrics.verdict",
     "AuditConfig": "mialab.config",
     "AuditResults": "mialab.results",
     "TrainConfig": "mialab.training",

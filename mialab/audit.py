@@ -25,13 +25,13 @@ from mialab.data import Dataset, load_dataset, make_split
 from mialab.defenses.base import TrainingDefense
 from mialab.defenses.masking import masked_query
 from mialab.fleet import Job, train_jobs
-from mialab.gate import check_budgets
+from mialab.metrics.gate import check_budgets
 from mialab.metrics import evaluate
 from mialab.results import AuditResults
 from mialab.seeding import derive_seed, numpy_rng
 from mialab.training import TrainConfig, TrainedModel, logit_query
 from mialab.types import AttackResult, AuditSplit, MembershipMatrix, ModelOutputs, as_index_array
-from mialab.verdict import leak_verdict
+from mialab.metrics.verdict import leak_verdict
 
 __all__ = ["audit", "train_target", "train_shadows", "shadow_membership", "target_like_shadow_membership",
            "run_attack", "versions"]
@@ -353,7 +353,7 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
 
 def audit_verdict(config: AuditConfig, results: Sequence[AttackResult], metrics: Mapping[str, Any]
                   ) -> dict[str, Any] | None:
-    """The corrected verdict over ``results`` (:func:`mialab.verdict.leak_verdict`), with the
+    """The corrected verdict over ``results`` (:func:`mialab.metrics.verdict.leak_verdict`), with the
     bootstrap seed of the per-attack intervals, so the same resampled records; ``None`` when no
     attack ran."""
     if not results:
@@ -364,7 +364,7 @@ def audit_verdict(config: AuditConfig, results: Sequence[AttackResult], metrics:
 
 def audit_gate(config: AuditConfig, results: Sequence[AttackResult]) -> dict[str, Any] | None:
     """The privacy budgets of ``config.fail_if`` checked on ``results``
-    (:func:`mialab.gate.check_budgets`, the verdict's bootstrap seed); ``None`` without budgets."""
+    (:func:`mialab.metrics.gate.check_budgets`, the verdict's bootstrap seed); ``None`` without budgets."""
     if not config.fail_if or not results:
         return None
     return check_budgets(results, config.fail_if, fpr_targets=config.fpr_targets, n_bootstrap=config.n_bootstrap,

@@ -242,7 +242,7 @@ def config_from_args(args: argparse.Namespace):
     if args.csv is not None:
         base["dataset"] = args.csv.stem
     if getattr(args, "fail_if", None) is not None:  # `defend` has no --fail-if
-        from mialab.gate import parse_budgets
+        from mialab.metrics.gate import parse_budgets
 
         parse_budgets(args.fail_if, name="--fail-if")  # errors name the flag, not the setting
         base["fail_if"] = list(args.fail_if)
@@ -326,7 +326,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
         print("\n" + comparison.table())
         print("\n" + results.defense_comparison["recommendation"]["verdict"])
     if privacy is not None:
-        from mialab.gate import gate_lines
+        from mialab.metrics.gate import gate_lines
 
         print("\n" + "\n".join(gate_lines(privacy)))
     print(f"\nrun directory: {out}\nreport: {Path(out) / 'report.html'} (also report.md, results.json)")
@@ -335,7 +335,7 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
 
 def _privacy_gate(results: Any, budgets: Sequence[str], *, fpr_targets: Sequence[float], n_bootstrap: int,
                   seed: int) -> dict[str, Any] | None:
-    """The privacy gate as a dict (:meth:`mialab.gate.GateResult.to_dict`), or None without budgets.
+    """The privacy gate as a dict (:meth:`mialab.metrics.gate.GateResult.to_dict`), or None without budgets.
 
     Taken from ``results.gate`` when the audit checked the budgets itself; otherwise checked
     here, with the audit's bootstrap seed (the resamples of its reported intervals), and kept
@@ -344,7 +344,7 @@ def _privacy_gate(results: Any, budgets: Sequence[str], *, fpr_targets: Sequence
         return None
     gate = getattr(results, "gate", None)
     if gate is None:
-        from mialab.gate import check_budgets
+        from mialab.metrics.gate import check_budgets
         from mialab.seeding import derive_seed
 
         gate = check_budgets(results.attacks, budgets, fpr_targets=fpr_targets, n_bootstrap=n_bootstrap,
@@ -372,7 +372,7 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
     from mialab.report import check_run_dir, summary_table, write_run
     from mialab.training import TrainConfig
 
-    from mialab.gate import parse_budgets
+    from mialab.metrics.gate import parse_budgets
 
     budgets = parse_budgets(args.fail_if or [], name="--fail-if")  # before loading or training anything
     out = args.out or Path("runs") / f"own-model-seed{args.seed}"
@@ -413,7 +413,7 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
     write_run(results, out, overwrite=args.overwrite)
     print(summary_table(results))
     if privacy is not None:
-        from mialab.gate import gate_lines
+        from mialab.metrics.gate import gate_lines
 
         print("\n" + "\n".join(gate_lines(privacy)))
     print(f"\nrun directory: {out}")

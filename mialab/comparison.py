@@ -51,7 +51,7 @@ from mialab.metrics.intervals import AUC_KEY, tpr_key
 from mialab.metrics.pareto import pareto_front
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
-from mialab.verdict import scores_by_record
+from mialab.metrics.verdict import scores_by_record
 
 __all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "candidate_specs",
            "compare_defenses", "pareto_front", "recommend"]
@@ -315,7 +315,7 @@ def _reduction_text(r: Mapping[str, Any]) -> str:
 
 
 def _scores_by_attack(res: AuditResults) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``(record_ids, is_member, {attack: scores})`` of one audit (:func:`mialab.verdict.scores_by_record`)."""
+    """``(record_ids, is_member, {attack: scores})`` of one audit (:func:`mialab.metrics.verdict.scores_by_record`)."""
     if not res.attacks:
         raise ValueError("a defense comparison needs attack results in every audit, got an audit without attacks")
     return scores_by_record(res.attacks)

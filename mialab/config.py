@@ -57,7 +57,7 @@ class AuditConfig:
         (:func:`mialab.data.standardize_features`), for raw features on very different scales
         (wine: a target that never learns otherwise). Default ``False``: features as given.
     fail_if: privacy budgets for a pipeline gate, e.g. ``("auc>0.6", "tpr@1%>0.05")`` (syntax in
-        :mod:`mialab.gate`): the audit fails (``mialab audit`` exits 3) when the corrected lower
+        :mod:`mialab.metrics.gate`): the audit fails (``mialab audit`` exits 3) when the corrected lower
         bound of the worst attack's metric exceeds a budget. Default ``()``: no gate. Checked
         here when built, so a typo is refused before any training.
 
@@ -101,7 +101,7 @@ class AuditConfig:
         object.__setattr__(self, "fpr_targets", check_fpr_targets(self.fpr_targets, name="fpr_targets"))
         if not self.fpr_targets:
             raise ValueError("fpr_targets must name at least one FPR, got none")
-        from mialab.gate import parse_budgets  # the gate owns what a budget is
+        from mialab.metrics.gate import parse_budgets  # the gate owns what a budget is
 
         if isinstance(self.fail_if, (list, tuple)) and any(not isinstance(b, str) for b in self.fail_if):
             bad = next(b for b in self.fail_if if not isinstance(b, str))

@@ -60,11 +60,11 @@ class AuditResults:
     warnings:      what makes the audit's numbers say less than they seem to (e.g. a target
                    that barely learned its training data), one sentence each; shown at the
                    top of the report.
-    verdict:       the corrected verdict over all attacks (:func:`mialab.verdict.leak_verdict`):
+    verdict:       the corrected verdict over all attacks (:func:`mialab.metrics.verdict.leak_verdict`):
                    simultaneous intervals, the worst case's interval corrected for picking the
                    maximum, and ``leaks``; ``None`` when no attack ran.
     gate:          the privacy budgets checked (``fail_if``) and their outcome
-                   (:meth:`mialab.gate.GateResult.to_dict`); ``None`` when none was set.
+                   (:meth:`mialab.metrics.gate.GateResult.to_dict`); ``None`` when none was set.
     """
 
     config: dict[str, Any]

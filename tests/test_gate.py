@@ -21,7 +21,7 @@ from _seeds import seeded
 from _stats import FALSE_FAILURE
 from mialab.cli import _privacy_gate, build_parser, config_from_args, main
 from mialab.config import AuditConfig
-from mialab.gate import (EXIT_BROKEN, EXIT_KEPT, EXIT_UNRESOLVABLE, Budget, check_budgets, gate_lines,
+from mialab.metrics.gate import (EXIT_BROKEN, EXIT_KEPT, EXIT_UNRESOLVABLE, Budget, check_budgets, gate_lines,
                          parse_budget, parse_budgets)
 from mialab.metrics import min_nonmembers_for_fpr, tpr_key
 from mialab.metrics.family import family_intervals

@@ -15,7 +15,7 @@ def _fresh(code: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["mialab", "mialab.metrics", "mialab.metrics.family", "mialab.verdict",
+@pytest.mark.parametrize("module", ["mialab", "mialab.metrics", "mialab.metrics.family", "mialab.metrics.verdict",
                                     "mialab.report"])
 def test_numpy_layers_do_not_import_torch_or_the_pipeline(module):
     out = _fresh(f"import sys, {module}; "

@@ -1,4 +1,4 @@
-"""The audit's corrected verdict (mialab.verdict.leak_verdict) on attack results with known truth."""
+"""The audit's corrected verdict (mialab.metrics.verdict.leak_verdict) on attack results with known truth."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from _seeds import seeded
 from mialab.metrics import evaluate
 from mialab.metrics.family import family_intervals
 from mialab.types import AttackResult
-from mialab.verdict import leak_verdict
+from mialab.metrics.verdict import leak_verdict
 
 N = 300  # members and non-members each
 

@@ -197,7 +197,7 @@ def _verdict(d: _Doc) -> Section:
 
 
 def _corrected_verdict(d: _Doc) -> list[Any]:
-    """The judgement, read from ``results.json["verdict"]`` (:func:`mialab.verdict.leak_verdict`):
+    """The judgement, read from ``results.json["verdict"]`` (:func:`mialab.metrics.verdict.leak_verdict`):
     the report restates it, it judges nothing itself."""
     v = d.doc["verdict"]
     corrected: list[Part] = [" [", d.n("f3", "verdict", "auc", "corrected", 0), ", ",

@@ -27,7 +27,7 @@ crashes and 2 to usage errors, as Python and argparse use them.)
 
 Example
 -------
->>> from mialab.gate import parse_budget
+>>> from mialab.metrics.gate import parse_budget
 >>> b = parse_budget("tpr@1% > 0.05")
 >>> b.metric, b.fpr, b.limit, str(b)
 ('tpr', 0.01, 0.05, 'tpr@1%>0.05')
@@ -49,7 +49,7 @@ from mialab.metrics.family import family_intervals
 from mialab.metrics.intervals import _check_level, _check_n_bootstrap
 from mialab.seeding import check_seed
 from mialab.types import AttackResult
-from mialab.verdict import scores_by_record
+from mialab.metrics.verdict import scores_by_record
 
 __all__ = ["Budget", "BudgetOutcome", "GateResult", "parse_budget", "parse_budgets", "check_budgets", "gate_lines",
            "EXIT_KEPT", "EXIT_BROKEN", "EXIT_UNRESOLVABLE", "OUTCOMES"]
