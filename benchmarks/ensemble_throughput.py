@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from mialab.audit import hardware
+from mialab.pipeline.provenance import hardware
 from mialab.data import load_dataset
 from mialab.models import build_model
 from mialab.training import TrainConfig, predict_logits, predict_many, train_many, train_model

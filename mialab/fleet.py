@@ -31,6 +31,7 @@ from mialab.models import build_model
 from mialab.seeding import torch_seeded
 from mialab.training import TrainConfig, TrainedModel, train_many, train_model
 from mialab.training.cache import ModelCache, cache_key, cached_train
+from mialab.training.ensemble import plan_stacking
 
 __all__ = ["Job", "train_jobs", "dataset_fingerprint", "model_fn_for"]
 
@@ -204,19 +205,14 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
 
 
 def _group_size(fn: Callable[[], Any], dataset: Dataset, recipe: TrainConfig) -> int:
-    """Models per stacked group (:func:`mialab.training.ensemble.auto_group_size`); 1 when the
-    architecture cannot be stacked."""
+    """Models per stacked group: :func:`mialab.training.ensemble.plan_stacking`'s rule (the one
+    :func:`~mialab.training.train_many` applies), 1 when the models are better trained one at a
+    time. The probe model is built in a seeded fork (the caller's RNG is left alone)."""
     import torch
 
-    from mialab.training.ensemble import auto_group_size
-    from mialab.training.stacked import Unsupported, probe_model
-
-    try:
-        with torch_seeded(0):
-            probe = probe_model(fn(), torch.tensor(dataset.X[:2]))
-    except Unsupported:
-        return 1
-    return auto_group_size(probe, recipe.batch_size)
+    with torch_seeded(0):
+        model = fn()
+    return plan_stacking(model, torch.tensor(np.asarray(dataset.X[:2]), dtype=torch.float32), recipe).group_size
 
 
 def _key(fingerprint: str, job: Job, *, model: str, params: Mapping[str, Any], recipe: TrainConfig,

@@ -261,7 +261,7 @@ def test_bad_inputs_name_the_argument():
         train_many(fn, X, y, ok, config=cfg, seeds=[0, -1])
     with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'bmm', 'vmap', 'loop'\], got 'gpu'"):
         train_many(fn, X, y, ok, config=cfg, seeds=[0, 1], backend="gpu")
-    with pytest.raises(ValueError, match="group_size must be a positive int"):
+    with pytest.raises(ValueError, match="group_size must be an int >= 1"):
         train_many(fn, X, y, ok, config=cfg, seeds=[0, 1], group_size=0)
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         train_many(fn, X, y, ok, config={"epochs": 1}, seeds=[0, 1])

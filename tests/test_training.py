@@ -21,11 +21,11 @@ from mialab.training import (
     TrainConfig,
     TrainedModel,
     accuracy,
-    collect_outputs,
     logit_query,
     predict_logits,
     train_model,
 )
+from mialab.attacks import signals
 from mialab.types import ModelOutputs
 
 from _seeds import seeded
@@ -452,13 +452,16 @@ def test_logit_query_matches_predict_logits(digits):
     np.testing.assert_array_equal(q(X[:20]), predict_logits(model, X[:20], batch_size=5))
 
 
-def test_collect_outputs_aligned_with_ids(digits):
+def test_observe_aligned_with_ids(digits):
+    """Attack.observe queries once per record and keeps row i with record ids[i]."""
+    from mialab.attacks import make_attack
+
     X, y = digits
     model = built("mlp", (64,), width=16, dropout=0.3)
     model.train()
     rows = np.array([17, 3, 250, 9, 1000, 42])
     ids = np.array([505, 2, 77, 13, 900, 1])  # arbitrary, not sorted
-    out = collect_outputs(logit_query(model, batch_size=4), X[rows], y[rows], ids)
+    out = make_attack("loss").observe(logit_query(model, batch_size=4), X[rows], y[rows], ids)
     assert isinstance(out, ModelOutputs)
     np.testing.assert_array_equal(out.record_ids, ids)
     np.testing.assert_array_equal(out.labels, y[rows])
@@ -467,15 +470,19 @@ def test_collect_outputs_aligned_with_ids(digits):
         np.testing.assert_allclose(out.logits[i], predict_logits(model, X[r:r + 1])[0], rtol=1e-6, atol=1e-6)
     # derived loss agrees with torch's cross-entropy on the same rows
     ce = nn.functional.cross_entropy(torch.tensor(out.logits), torch.as_tensor(y[rows]), reduction="none")
-    np.testing.assert_allclose(out.loss(), ce.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(signals.loss(out), ce.numpy(), rtol=1e-9, atol=1e-12)
     assert model.training
 
 
-def test_collect_outputs_refuses_misaligned_ids(digits):
+def test_observe_refuses_misaligned_ids(digits):
+    from mialab.attacks import make_attack
+
     X, y = digits
     model = built("logreg", (64,))
     with pytest.raises(ValueError, match="one row per record id"):
-        collect_outputs(logit_query(model), X[:5], y[:5], np.arange(4))
+        make_attack("loss").observe(logit_query(model), X[:5], y[:5], np.arange(4))
+    with pytest.raises(ValueError, match="one row per record id"):
+        ModelOutputs(record_ids=np.arange(4), labels=y[:5], logits=predict_logits(model, X[:5]))
 
 
 def test_on_epoch_reports_every_finished_epoch():
@@ -567,3 +574,37 @@ def test_logit_temperature_scales_training_and_is_validated():
     assert any(not torch.equal(p, q) for p, q in zip(plain.model.parameters(), hot.model.parameters()))
     with pytest.raises(ValueError, match="logit_temperature"):
         train_model(_logreg, X, y, config=cfg, seed=2, logit_temperature=0.0)
+
+
+def test_one_query_batching_rule_for_one_model_and_many():
+    """query_batch_size is the rule; forward_batched cuts every query by it (predict_logits and
+    predict_many go through it), concatenating along the requested axis."""
+    from mialab.training import forward_batched, predict_many, query_batch_size
+
+    assert query_batch_size(np.zeros((3, 64))) == 4096
+    assert query_batch_size(np.zeros((3, 1, 28, 28))) == 256
+    assert query_batch_size(np.zeros((3, 64)), 7) == 7
+    with pytest.raises(ValueError, match=r"batch_size must be an int >= 1 or None, got 0"):
+        query_batch_size(np.zeros((3, 64)), 0)
+    sizes = []
+
+    def forward(xb):
+        sizes.append(xb.shape[0])
+        return torch.stack([xb.sum(1), -xb.sum(1)])  # (2, b): a stacked answer
+
+    X = np.arange(20, dtype=np.float64).reshape(10, 2)
+    got = forward_batched(forward, X, batch_size=4, dim=1)
+    assert sizes == [4, 4, 2] and got.dtype == torch.float32
+    np.testing.assert_array_equal(got.numpy(), np.stack([X.sum(1), -X.sum(1)]))
+    sizes.clear()
+    assert forward_batched(forward, X[:0], batch_size=4, dim=1).shape == (2, 0) and sizes == [0]
+    # the image default reaches the model: 300 images go through in 256 + 44 rows
+    model = built("cnn", (1, 28, 28), width=8, hidden=16)
+    seen = []
+    model.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].shape[0]))
+    Xi = np.zeros((300, 1, 28, 28), dtype=np.float32)
+    predict_logits(model, Xi)
+    assert seen == [256, 44]
+    seen.clear()
+    predict_many([model], Xi, backend="loop")
+    assert seen == [256, 44]

@@ -68,6 +68,7 @@ from torch import nn
 from mialab._version import __version__
 from mialab.seeding import torch_seeded
 from mialab.training.trainer import TrainedModel
+from mialab.validation import is_int
 
 __all__ = ["cache_key", "ModelCache", "cached_train"]
 
@@ -463,7 +464,7 @@ def cached_train(
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise TypeError(f"train_missing must yield (index, TrainedModel) pairs, got {item!r}")
             i, tm = item
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or int(i) not in pending:
+            if not is_int(i) or int(i) not in pending:
                 raise ValueError(f"train_missing yielded index {i!r}, expected one of the pending {sorted(pending)}")
             if not isinstance(tm, TrainedModel):
                 raise TypeError(f"train_missing must yield TrainedModel objects, got {type(tm).__name__} for {i}")

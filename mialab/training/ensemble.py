@@ -4,7 +4,9 @@
 matrix) with its own seed, as one stacked computation, and gives each model the result
 :func:`~mialab.training.train_model` would give it alone: same initialisation, same data order,
 same dropout masks, same optimiser arithmetic, equal to float rounding (the stacked matrix
-products sum in another order). :func:`predict_many` queries K such models at once.
+products sum in another order): both trainers run one :class:`~mialab.training.recipe.Recipe`
+(seeds, batch order, targets, loss, optimiser, guard, evaluation), so a recipe option is written
+once. :func:`predict_many` queries K such models at once.
 
 Backends (see :mod:`mialab.training.stacked` for the math):
 
@@ -19,19 +21,23 @@ Backends (see :mod:`mialab.training.stacked` for the math):
   registry's width-32 CNN is such a model on CPU, see benchmarks/ensemble_throughput.py).
 
 Models are trained in groups of ``group_size`` (stacked tensors that outgrow the cache lose the
-gain; see :func:`auto_group_size` for the rule).
+gain; see :func:`auto_group_size` for the rule, applied by :func:`plan_stacking`, which the
+audit's fleet of models uses too).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from mialab.seeding import check_seed, derive_seed, torch_generator, torch_seeded
+from mialab.seeding import check_seed
+from mialab.training.outputs import eval_logits, forward_batched, query_batch_size
+from mialab.training.recipe import BatchTransform, Recipe, TrainConfig, as_tensors, evaluate
 from mialab.training.stacked import (
     Probe,
     StackedOptimizer,
@@ -41,10 +47,11 @@ from mialab.training.stacked import (
     probe_model,
     working_set_floats,
 )
-from mialab.training.trainer import TrainConfig, TrainedModel, _evaluate, _tensors, train_model
+from mialab.training.trainer import TrainedModel, train_model
 from mialab.types import check_finite
+from mialab.validation import check_choice, check_int
 
-__all__ = ["train_many", "predict_many", "auto_group_size", "BACKENDS"]
+__all__ = ["train_many", "predict_many", "auto_group_size", "plan_stacking", "StackingPlan", "BACKENDS"]
 
 BACKENDS = ("auto", "bmm", "vmap", "loop")
 
@@ -69,19 +76,6 @@ def auto_group_size(probe: Probe, batch_size: int) -> int:
     return max(1, min(MAX_GROUP, CACHE_FLOATS // max(1, working_set_floats(probe, batch_size))))
 
 
-def _check_backend(backend: object) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    return backend  # type: ignore[return-value]
-
-
-def _check_group_size(group_size: object) -> int | None:
-    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int)
-                                   or group_size <= 0):
-        raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
-    return group_size  # type: ignore[return-value]
-
-
 def _check_membership(membership: object, n: int) -> np.ndarray:
     m = np.asarray(membership)
     if m.dtype != np.bool_ or m.ndim != 2 or m.shape[1] != n or m.shape[0] == 0:
@@ -104,11 +98,31 @@ def _check_seeds(seeds: object, K: int) -> list[int]:
     return [check_seed(s, name=f"seeds[{k}]") for k, s in enumerate(seeds)]
 
 
-def _choose(backend: str, model: nn.Module, x_probe: torch.Tensor, config: TrainConfig,
-            validation: object) -> tuple[str, Probe | None]:
-    """(backend to use, probe of the architecture); checks the stacked backend on model 0."""
+@dataclass(frozen=True)
+class StackingPlan:
+    """How K models of one architecture and recipe are trained: ``backend`` (``"bmm"``,
+    ``"vmap"`` or ``"loop"``), the architecture's ``probe`` (``None`` on the loop) and
+    ``group_size``, the models stacked at once (1 on the loop)."""
+
+    backend: str
+    probe: Probe | None
+    group_size: int
+
+
+def plan_stacking(model: nn.Module, x_probe: torch.Tensor, config: TrainConfig, *, backend: str = "auto",
+                  validation: object = None, group_size: int | None = None) -> StackingPlan:
+    """The one group-sizing rule, for :func:`train_many` and the audit's fleet of models.
+
+    ``model``: one model of the architecture (any weights), ``x_probe``: two input rows. Checks
+    that the stacked ``backend`` (``"auto"``: bmm, else vmap) reproduces the model and recipe,
+    then sizes the groups: ``group_size`` if given, else :func:`auto_group_size`. ``"auto"``
+    trains with the loop when nothing can be stacked, when the recipe needs what the stacked path
+    does not do (early stopping, ``validation`` history) and when the automatic group size is 1.
+    An explicit stacked backend that cannot do it raises ``ValueError`` saying why."""
+    backend = check_choice(backend, name="backend", options=BACKENDS)
+    group_size = check_int(group_size, name="group_size", low=1, or_none=True)
     if backend == "loop":
-        return "loop", None
+        return StackingPlan("loop", None, 1)
     why = []
     for name in ("bmm", "vmap") if backend == "auto" else (backend,):
         try:
@@ -116,13 +130,17 @@ def _choose(backend: str, model: nn.Module, x_probe: torch.Tensor, config: Train
                 raise Unsupported("early stopping and validation history are trained per model")
             probe = probe_model(model, x_probe)
             StackedOptimizer(make_program(name, [model], probe, x_probe).params, config)
-            return name, probe
         except Unsupported as e:
             why.append(f"{name}: {e}")
+            continue
+        size = group_size or auto_group_size(probe, config.batch_size)
+        if backend == "auto" and group_size is None and size == 1:
+            return StackingPlan("loop", None, 1)  # a group of one gains nothing from stacking: train it exactly
+        return StackingPlan(name, probe, size)
     if backend != "auto":
         raise ValueError(f"backend={backend!r} cannot train this model/recipe ({why[0]}); "
                          "use backend='auto' or 'loop'")
-    return "loop", None
+    return StackingPlan("loop", None, 1)
 
 
 def train_many(
@@ -139,22 +157,33 @@ def train_many(
     group_size: int | None = None,
     on_model: OnModel | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    soft_targets: np.ndarray | None = None,
+    batch_transform: BatchTransform | None = None,
+    logit_temperature: float = 1.0,
 ) -> list[TrainedModel]:
     """Train K models, model k on the rows ``membership[k]`` of ``(X, y)`` with seed ``seeds[k]``.
 
     ``X``: ``(n, *input_shape)`` float, ``y``: ``(n,)`` int labels, ``membership``: bool
     ``(K, n)`` (each row selects at least one record), ``seeds``: K ints. Model k's result is
     that of ``train_model(model_fn, X[idx_k], y[idx_k], config=config, seed=seeds[k],
-    test=test, validation=validation)`` with ``idx_k = np.flatnonzero(membership[k])``, to
-    float rounding on the stacked backends (exactly on ``"loop"``): initialisation, data order
-    and dropout masks come from the same derived seeds, each model has its own number of
-    batches and its own last partial batch, and a model that has run out of batches does not
-    move. ``test`` measures each model's test accuracy; ``validation`` (per-epoch history, early
-    stopping) is only trained per model, so it makes ``"auto"`` use the loop.
+    test=test, validation=validation, soft_targets=soft_targets[idx_k],
+    batch_transform=batch_transform, logit_temperature=logit_temperature)`` with
+    ``idx_k = np.flatnonzero(membership[k])``, to float rounding on the stacked backends (exactly
+    on ``"loop"``): both run the same :class:`~mialab.training.recipe.Recipe` (initialisation,
+    data order, dropout masks and augmentation from the same derived seeds, the same targets,
+    loss, optimiser and guard); each model has its own number of batches and its own last
+    partial batch, and a model that has run out of batches does not move. ``test`` measures each
+    model's test accuracy; ``validation`` (per-epoch history, early stopping) is only trained per
+    model, so it makes ``"auto"`` use the loop.
+
+    Hooks (as :func:`~mialab.training.train_model`'s): ``soft_targets`` ``(n, C)`` probability
+    rows over the rows of ``X``; ``batch_transform(xb, tb, generator)``, called per model on its
+    own rows of each batch with its own augmentation generator (it must draw only from that
+    generator and keep the batch's shape); ``logit_temperature``.
 
     ``backend``: ``"auto"``, ``"bmm"``, ``"vmap"`` or ``"loop"`` (see the module docstring);
     an explicit stacked backend that cannot reproduce the model or recipe raises ``ValueError``
-    saying why. ``group_size``: models stacked at once (default :func:`auto_group_size`).
+    saying why. ``group_size``: models stacked at once (default: :func:`plan_stacking`).
     ``on_model(k, trained)`` is called as soon as model k is done (e.g. to save it);
     ``on_epoch(n_models)`` after every finished epoch, with the number of models that epoch
     trained (a whole stacked group at once, one on the loop): progress that advances while a
@@ -179,10 +208,9 @@ def train_many(
     """
     if not callable(model_fn):
         raise TypeError(f"model_fn must be a callable returning an nn.Module, got {type(model_fn).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    backend = _check_backend(backend)
-    group_size = _check_group_size(group_size)
+    recipe = Recipe(config, logit_temperature=logit_temperature, batch_transform=batch_transform)
+    backend = check_choice(backend, name="backend", options=BACKENDS)
+    group_size = check_int(group_size, name="group_size", low=1, or_none=True)
     if on_model is not None and not callable(on_model):
         raise TypeError(f"on_model must be callable (k, trained) or None, got {type(on_model).__name__}")
     if on_epoch is not None and not callable(on_epoch):
@@ -194,22 +222,17 @@ def train_many(
     member = _check_membership(membership, X.shape[0])
     K = member.shape[0]
     used = np.flatnonzero(member.any(axis=0))  # convert only the rows some model trains on
-    Xt, yt = _tensors(X[used], y[used], "X/y")
+    Xt, yt = as_tensors(X[used], y[used], "X/y")
     seed_list = _check_seeds(seeds, K)
-    tst = _tensors(*test, "test set") if test is not None else None
+    tst = as_tensors(*test, "test set") if test is not None else None
     if validation is not None:
-        _tensors(*validation, "validation set")
+        as_tensors(*validation, "validation set")
+    soft = recipe.check_soft_targets(soft_targets, X.shape[0]) if soft_targets is not None else None
 
-    with torch_seeded(derive_seed(seed_list[0], "init")):
-        model0 = model_fn()
+    model0 = recipe.build(model_fn, seed_list[0])
     if not isinstance(model0, nn.Module):
         raise TypeError(f"model_fn must return an nn.Module, got {type(model0).__name__}")
-    chosen, probe = _choose(backend, model0, Xt[:2], config, validation)
-    if chosen != "loop":
-        assert probe is not None
-        size = group_size or auto_group_size(probe, config.batch_size)
-        if backend == "auto" and group_size is None and size == 1:
-            chosen = "loop"  # a group of one gains nothing from stacking: train it exactly
+    plan = plan_stacking(model0, Xt[:2], config, backend=backend, validation=validation, group_size=group_size)
     results: list[TrainedModel | None] = [None] * K
 
     def done(k: int, tm: TrainedModel) -> None:
@@ -217,57 +240,79 @@ def train_many(
         if on_model is not None:
             on_model(k, tm)
 
-    if chosen == "loop":
+    if plan.backend == "loop":
         for k in range(K):
             idx = np.flatnonzero(member[k])
             done(k, train_model(model_fn, X[idx], y[idx], config=config, seed=seed_list[k],
                                 validation=validation, test=test,
-                                on_epoch=None if on_epoch is None else (lambda _: on_epoch(1))))
+                                on_epoch=None if on_epoch is None else (lambda _: on_epoch(1)),
+                                soft_targets=None if soft is None else soft[idx],
+                                batch_transform=batch_transform, logit_temperature=logit_temperature))
         return results  # type: ignore[return-value]
 
     member = member[:, used]  # columns now index the rows of Xt
-
+    n_classes = None if soft is not None or not recipe.needs_probabilities() else plan.probe.n_classes
+    targets = recipe.targets(yt, soft=None if soft is None else soft[used], n_classes=n_classes)
+    size = plan.group_size
     for start in range(0, K, size):
         ks = list(range(start, min(K, start + size)))
-        for k, tm in zip(ks, _train_group(chosen, model_fn, Xt, yt, member[ks], [seed_list[k] for k in ks],
-                                          config, probe, tst, ks, on_epoch)):
+        for k, tm in zip(ks, _train_group(plan, model_fn, Xt, yt, targets, member[ks],
+                                          [seed_list[k] for k in ks], recipe, tst, ks, on_epoch)):
             done(k, tm)
     return results  # type: ignore[return-value]
 
 
-def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, member: np.ndarray,
-                 seeds: list[int], config: TrainConfig, probe: Probe,
+def _transform_rows(transform: BatchTransform, xb: torch.Tensor, tb: torch.Tensor, rows: np.ndarray,
+                    gens: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply the batch transform to each model's own rows (``xb[k, :rows[k]]``) with its own
+    generator, as :func:`~mialab.training.train_model` applies it to that model's batch."""
+    for k, b in enumerate(rows.tolist()):
+        if b == 0:
+            continue
+        xk, tk = transform(xb[k, :b], tb[k, :b], gens[k])
+        if tuple(xk.shape) != tuple(xb[k, :b].shape) or tuple(tk.shape) != tuple(tb[k, :b].shape):
+            raise ValueError(f"batch_transform must keep the batch's shapes when models are stacked: got "
+                             f"{tuple(xk.shape)}, {tuple(tk.shape)} for {tuple(xb[k, :b].shape)}, "
+                             f"{tuple(tb[k, :b].shape)}; use backend='loop'")
+        xb[k, :b], tb[k, :b] = xk, tk
+    return xb, tb
+
+
+def _train_group(plan: StackingPlan, model_fn, Xt: torch.Tensor, yt: torch.Tensor, targets: torch.Tensor,
+                 member: np.ndarray, seeds: list[int], recipe: Recipe,
                  tst: tuple[torch.Tensor, torch.Tensor] | None, ids: list[int],
                  on_epoch: Callable[[int], None] | None = None) -> list[TrainedModel]:
-    """Train one group of K models (membership rows ``ids``) as one stacked computation."""
+    """Train one group of K models (membership rows ``ids``) as one stacked computation of
+    ``recipe``'s training step. ``targets``: :meth:`Recipe.targets` over the rows of ``Xt``."""
     start = time.perf_counter()
+    config, probe = recipe.config, plan.probe
     K, bs = len(seeds), config.batch_size
-    models = []
-    for s in seeds:
-        with torch_seeded(derive_seed(s, "init")):
-            models.append(model_fn())
-    orders = [torch_generator(derive_seed(s, "order")) for s in seeds]
-    dropout_gens = [torch_generator(derive_seed(s, "dropout")) for s in seeds]
+    models = [recipe.build(model_fn, s) for s in seeds]
+    orders = [recipe.order_generator(s) for s in seeds]
+    dropout_gens = [recipe.dropout_generator(s) for s in seeds]
+    augment_gens = [recipe.augment_generator(s) for s in seeds]
     try:
-        prog = make_program(backend, models, probe, Xt[:2])
+        prog = make_program(plan.backend, models, probe, Xt[:2])
     except Unsupported as e:
-        raise ValueError(f"backend={backend!r} cannot train this model: {e}") from e
+        raise ValueError(f"backend={plan.backend!r} cannot train this model: {e}") from e
     opt = StackedOptimizer(prog.params, config)
     rows = [torch.as_tensor(np.flatnonzero(m)) for m in member]
     n = np.array([len(r) for r in rows])
-    n_batches = -(-n // bs)
+    n_batches = recipe.n_batches(n)
     width = int(n_batches.max()) * bs
     prog.train(True)
     for epoch in range(config.epochs):
         index = torch.zeros((K, width), dtype=torch.long)
         for k in range(K):  # each model's own permutation of its own subset, as train_model draws it
-            index[k, :n[k]] = rows[k][torch.randperm(int(n[k]), generator=orders[k])]
+            index[k, :n[k]] = rows[k][recipe.permutation(int(n[k]), orders[k])]
         for step in range(int(n_batches.max())):
             b = np.clip(n - step * bs, 0, bs)  # rows of this step per model (0: out of batches)
             active = b > 0
             B = int(b.max())
             idx = index[:, step * bs:step * bs + B]
-            xb, yb = Xt[idx], yt[idx]
+            xb, tb = Xt[idx], targets[idx]
+            if recipe.batch_transform is not None:
+                xb, tb = _transform_rows(recipe.batch_transform, xb, tb, b, augment_gens)
             bt = torch.as_tensor(b)
             # mean over each model's own rows; padding rows and idle models weigh 0
             valid = torch.arange(B) < bt[:, None]
@@ -278,15 +323,8 @@ def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, mem
             # padding rows are other models' records: cut them out of the graph (where, not a
             # zero weight, so not even an overflowing logit there can reach a gradient)
             logits = torch.where(valid[..., None], prog.forward(xb, masks), 0.0)
-            per_row = nn.functional.cross_entropy(logits.reshape(K * B, -1), yb.reshape(-1), reduction="none",
-                                                  label_smoothing=config.label_smoothing).view(K, B)
-            loss = (per_row * weight).sum(1)
-            bad = ~torch.isfinite(loss) & torch.as_tensor(active)
-            if bad.any():
-                k = int(torch.nonzero(bad)[0])
-                raise FloatingPointError(
-                    f"training loss of model {ids[k]} (membership row) became {loss[k].item()} at epoch {epoch}: "
-                    f"lower the learning rate (lr={config.lr})")
+            loss = recipe.loss(logits, tb, weight=weight)
+            recipe.check_loss(loss, epoch=epoch, active=active, model_ids=ids)
             loss.sum().backward()  # model k's parameters only see model k's loss: per-model gradients
             opt.step(active)
         if on_epoch is not None:
@@ -295,8 +333,8 @@ def _train_group(backend: str, model_fn, Xt: torch.Tensor, yt: torch.Tensor, mem
     out = []
     for k, model in enumerate(models):
         model.eval()
-        train_acc = _evaluate(model, Xt[rows[k]], yt[rows[k]])[1]
-        test_acc = _evaluate(model, *tst)[1] if tst is not None else None
+        train_acc = evaluate(model, Xt[rows[k]], yt[rows[k]])[1]
+        test_acc = evaluate(model, *tst)[1] if tst is not None else None
         out.append(TrainedModel(model=model, train_accuracy=train_acc, test_accuracy=test_acc,
                                 epochs_run=config.epochs, wall_time_s=0.0, seed=seeds[k], history=[]))
     share = (time.perf_counter() - start) / K
@@ -325,7 +363,7 @@ def _check_models(models: object) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, batch_size: int = 4096,
+def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, batch_size: int | None = None,
                  backend: str = "auto", group_size: int | None = None) -> np.ndarray:
     """Logits ``(K, n, C)`` float32 of K models of one architecture on ``X`` ``(n, *input_shape)``,
     in eval mode (the models' own modes are left as they are).
@@ -334,8 +372,10 @@ def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, b
     ``"vmap"``, ``"loop"`` or ``"auto"`` (bmm where it applies, else the loop: on CPU, vmap over
     the GroupNorm CNN was measured 2-3x slower than querying the models one by one, its
     GroupNorm batching rule adding passes over the activations; see
-    benchmarks/ensemble_throughput.py). ``group_size`` models are stacked at once (default 64);
-    the first layer of a bmm group runs as one ``(n, d) @ (d, K * width)`` product.
+    benchmarks/ensemble_throughput.py). ``batch_size``: rows per forward pass (default
+    :func:`~mialab.training.outputs.query_batch_size`, the rule of every query).
+    ``group_size`` models are stacked at once (default 64); the first layer of a bmm group runs
+    as one ``(n, d) @ (d, K * width)`` product.
 
     >>> import torch; from torch import nn
     >>> ms = [nn.Sequential(nn.Linear(3, 2)) for _ in range(4)]
@@ -343,13 +383,12 @@ def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, b
     (4, 5, 2)
     """
     models = _check_models(models)
-    backend = _check_backend(backend)
-    group_size = _check_group_size(group_size)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    backend = check_choice(backend, name="backend", options=BACKENDS)
+    group_size = check_int(group_size, name="group_size", low=1, or_none=True)
     X = np.asarray(X)
     if X.ndim < 2:
         raise ValueError(f"X must have shape (n, *input_shape), got {X.shape}")
+    batch_size = query_batch_size(X, batch_size)
     if not np.isfinite(X).all():
         raise ValueError("X must be finite, got NaN/inf")
     Xt = torch.tensor(X, dtype=torch.float32)
@@ -368,22 +407,11 @@ def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, b
                     if backend != "auto":
                         raise ValueError(f"backend={backend!r} cannot stack these models: {e}") from e
         if prog is None:
-            outs.append(np.stack([_predict_one(m, Xt, batch_size) for m in group]))
+            outs.append(torch.stack([eval_logits(m, Xt, batch_size=batch_size) for m in group]).numpy())
             continue
         prog.train(False)
-        chunks = [prog.forward(Xt[i:i + batch_size], shared=True) for i in range(0, Xt.shape[0], batch_size)]
-        outs.append(torch.cat(chunks, dim=1).numpy())
+        outs.append(forward_batched(lambda xb: prog.forward(xb, shared=True), Xt, batch_size=batch_size,
+                                    dim=1).numpy())
     logits = np.concatenate(outs).astype(np.float32, copy=False)
     check_finite(logits, name="model logits")
     return logits
-
-
-def _predict_one(model: nn.Module, Xt: torch.Tensor, batch_size: int) -> np.ndarray:
-    was = model.training
-    model.eval()
-    try:
-        chunks = [model(Xt[i:i + batch_size]) for i in range(0, max(Xt.shape[0], 1), batch_size)]
-    finally:
-        model.train(was)
-    return torch.cat(chunks).numpy()
-

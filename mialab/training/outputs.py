@@ -1,4 +1,9 @@
-"""Query a trained model: logits for records, as a numpy query function or as ModelOutputs."""
+"""Query trained models: one batching rule for every forward pass that answers a query.
+
+:func:`forward_batched` is the one place that cuts a query into forward passes; the batch size
+comes from :func:`query_batch_size`. :func:`predict_logits` (one model, the query function an
+attacker calls) and :func:`~mialab.training.predict_many` (K models at once) both go through it.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +13,85 @@ import numpy as np
 import torch
 from torch import nn
 
-from mialab.types import ModelOutputs, check_finite
+from mialab.types import check_finite
+from mialab.validation import check_int
 
-__all__ = ["predict_logits", "logit_query", "collect_outputs", "LogitQuery"]
+__all__ = ["predict_logits", "logit_query", "forward_batched", "query_batch_size", "LogitQuery",
+           "TABULAR_BATCH", "IMAGE_BATCH"]
 
 LogitQuery = Callable[[np.ndarray], np.ndarray]
 
-#: rows per forward pass when querying (see :func:`predict_logits`)
+#: rows per forward pass when querying (see :func:`query_batch_size`)
 TABULAR_BATCH = 4096
 IMAGE_BATCH = 256
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
-    """Logits ``(n, C)`` as float64 for inputs ``X`` ``(n, *input_shape)``, in eval mode.
+def query_batch_size(X: np.ndarray | torch.Tensor, batch_size: int | None = None) -> int:
+    """Rows per forward pass for a query on ``X`` ``(n, *input_shape)``: ``batch_size`` when
+    given (a positive int), else 256 for images (``X.ndim >= 4``) and 4096 otherwise.
 
-    ``batch_size`` (rows per forward pass): by default 4096 for tabular inputs and 256 for
-    images, whose convolution activations outgrow the CPU cache in larger batches (measured in
-    ``benchmarks/query_batching.py``: a batch of 4096 made the CNN about twice as slow per row).
-    NaN/inf logits are refused (a model that produces them cannot be audited meaningfully).
+    The one rule: convolution activations outgrow the CPU cache in larger batches (measured in
+    ``benchmarks/query_batching.py``: a batch of 4096 made the CNN about twice as slow per row
+    as 256), while a tabular model's forward pass is cheap per row and gains from large
+    matrix products."""
+    if batch_size is not None:
+        return check_int(batch_size, name="batch_size", low=1, or_none=True)
+    return IMAGE_BATCH if X.ndim >= 4 else TABULAR_BATCH
+
+
+@torch.no_grad()
+def forward_batched(forward: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray | torch.Tensor, *,
+                    batch_size: int | None = None, device: str | torch.device = "cpu",
+                    dim: int = 0) -> torch.Tensor:
+    """``forward`` over ``X`` ``(n, *input_shape)`` in batches of :func:`query_batch_size` rows,
+    the answers concatenated along ``dim`` (0 for one model's ``(n, C)``, 1 for stacked
+    ``(K, n, C)``), on the CPU, without gradients.
+
+    Each batch is copied to ``device`` as float32 (``torch.tensor`` copies: datasets hand out
+    read-only views, which ``torch.as_tensor`` warns about). An empty ``X`` runs one empty batch,
+    so the answer keeps its class axis. The caller sets the model's mode (eval for queries).
+
+    >>> forward_batched(lambda x: x.sum(1, keepdim=True), np.ones((5, 3)), batch_size=2).shape
+    torch.Size([5, 1])
     """
-    X = np.asarray(X)
-    if batch_size is None:
-        batch_size = IMAGE_BATCH if X.ndim >= 4 else TABULAR_BATCH
     if X.ndim < 2:
-        raise ValueError(f"X must have shape (n, *input_shape), got {X.shape}")
+        raise ValueError(f"X must have shape (n, *input_shape), got {tuple(X.shape)}")
+    step = query_batch_size(X, batch_size)
+    chunks = []
+    for i in range(0, max(X.shape[0], 1), step):
+        xb = X[i:i + step]
+        xb = xb.to(device=device, dtype=torch.float32) if isinstance(xb, torch.Tensor) else \
+            torch.tensor(xb, dtype=torch.float32, device=device)
+        chunks.append(forward(xb).cpu())
+    return torch.cat(chunks, dim=dim)
+
+
+def eval_logits(model: nn.Module, X: np.ndarray | torch.Tensor, *, batch_size: int | None = None,
+                device: str | torch.device = "cpu") -> torch.Tensor:
+    """float32 logits ``(n, C)`` of ``model`` in eval mode (its own mode is restored, also when
+    the forward pass fails)."""
     was_training = model.training
     model.eval()
     try:
-        # range(0, n) is empty for n == 0: run one empty batch so logits keep their class axis
-        # torch.tensor copies the batch: datasets are read-only views, which torch.as_tensor warns about
-        chunks = [model(torch.tensor(X[i:i + batch_size], dtype=torch.float32)).double().numpy()
-                  for i in range(0, max(X.shape[0], 1), batch_size)]
+        return forward_batched(model, X, batch_size=batch_size, device=device)
     finally:
         model.train(was_training)
-    logits = np.concatenate(chunks)
+
+
+def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int | None = None,
+                   device: str | torch.device = "cpu") -> np.ndarray:
+    """Logits ``(n, C)`` as float64 for inputs ``X`` ``(n, *input_shape)``, in eval mode.
+
+    ``batch_size``: rows per forward pass (default :func:`query_batch_size`). ``device``: where
+    the model lives (inputs are sent there, logits come back to the CPU). NaN/inf logits are
+    refused (a model that produces them cannot be audited meaningfully).
+    """
+    X = np.asarray(X)
+    logits = eval_logits(model, X, batch_size=batch_size, device=device).double().numpy()
     check_finite(logits, name="model logits")
     return logits
 
 
-def logit_query(model: nn.Module, *, batch_size: int | None = None) -> LogitQuery:
+def logit_query(model: nn.Module, *, batch_size: int | None = None, device: str | torch.device = "cpu") -> LogitQuery:
     """A function ``X -> logits`` over ``model``: what an attacker with logit access can call."""
-    return lambda X: predict_logits(model, X, batch_size=batch_size)
-
-
-def collect_outputs(query: LogitQuery, X: np.ndarray, y: np.ndarray, record_ids: np.ndarray) -> ModelOutputs:
-    """Query once per record and wrap the logits as :class:`~mialab.types.ModelOutputs`."""
-    return ModelOutputs(record_ids=np.asarray(record_ids), labels=np.asarray(y), logits=query(np.asarray(X)))
+    return lambda X: predict_logits(model, X, batch_size=batch_size, device=device)

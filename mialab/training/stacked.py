@@ -20,7 +20,6 @@ reports why (an explicit backend).
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from mialab.seeding import torch_seeded
-from mialab.training.trainer import TrainConfig, _make_optimizer
+from mialab.training.recipe import TrainConfig, make_optimizer
 
 __all__ = ["Unsupported", "DropoutCall", "Probe", "probe_model", "BmmProgram", "VmapProgram",
            "StackedOptimizer", "make_program", "draw_masks", "working_set_floats"]
@@ -331,7 +330,7 @@ def _sequential_dropout_paths(model: nn.Module) -> list[str]:
 # optimiser
 # ------------------------------------------------------------------------------------------------
 class StackedOptimizer:
-    """The trainer's optimiser (``trainer._make_optimizer``: Adam or SGD with its momentum and
+    """The recipe's optimiser (:func:`~mialab.training.recipe.make_optimizer`: Adam or SGD with its momentum and
     weight decay) over stacked ``(K, ...)`` parameters, one optimiser state per model.
 
     Each stacked tensor is seen through K leaf views (``stacked.detach()[k]``), and one
@@ -352,7 +351,7 @@ class StackedOptimizer:
         self.K = params[0].shape[0]
         self._views = [[p.detach()[k].requires_grad_(True) for p in params] for k in range(self.K)]
         flat = [v for views in self._views for v in views]
-        ref = _make_optimizer(SimpleNamespace(parameters=lambda: iter(flat)), config)  # type: ignore[arg-type]
+        ref = make_optimizer(flat, config)
         if type(ref) not in (torch.optim.Adam, torch.optim.SGD):
             raise Unsupported(f"optimizer {type(ref).__name__} is not stacked")
         self.fused = False
