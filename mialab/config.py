@@ -14,6 +14,7 @@ from typing import Any
 
 from mialab.seeding import check_seed
 from mialab.training import TrainConfig
+from mialab.validation import check_bool, check_choice, check_file, check_int, check_real
 
 __all__ = ["AuditConfig", "DEFAULT_ATTACKS"]
 
@@ -36,7 +37,7 @@ class AuditConfig:
         every shadow keeps known non-members.
     n_reference_models: reference models of the *online* attacks (``lira-online``,
         ``rmia-online``), each trained on a random half of the evaluated records plus pool records
-        (see :func:`mialab.audit.online_reference_membership`); ``None``: ``n_shadows`` rounded up
+        (see :func:`mialab.pipeline.threat.online_reference_membership`); ``None``: ``n_shadows`` rounded up
         to an even number. Offline attacks (``lira-offline``, ``rmia-offline``) use the shadows.
     n_target_train / member_fraction / n_test / n_validation: the split (see
         :func:`mialab.data.make_split`); ``None`` picks the documented defaults.
@@ -110,8 +111,7 @@ class AuditConfig:
         parse_budgets(self.fail_if, name="fail_if")  # refuses a bare string, bad syntax, repeats
         object.__setattr__(self, "fail_if", tuple(self.fail_if))
         for name in ("download", "standardize"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool (true/false), got {getattr(self, name)!r}")
+            object.__setattr__(self, name, check_bool(getattr(self, name), name=name, hint="true/false"))
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise TypeError(f"data_root must be a str path or None, got {self.data_root!r}")
         for name in ("dataset", "model"):
@@ -136,36 +136,27 @@ class AuditConfig:
             raise ValueError(f"attack_params given for attacks that are not run: {stray} (running {list(self.attacks)})")
         for attack, params in self.attack_params.items():
             check_attack_params(attack, params)
+        # stored as plain ints: a numpy integer is accepted, and the config is written to JSON
         for name in ("n_shadows", "n_bootstrap"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        p = self.n_attacker_pool
-        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 4):
-            raise ValueError(f"n_attacker_pool must be an int >= 4 or None, got {p!r}")
-        nr = self.n_reference_models
-        if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or nr < 2 or nr % 2):
-            raise ValueError(f"n_reference_models must be an even int >= 2 or None, got {nr!r}")
-        r = self.n_reference
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
-            raise ValueError(f"n_reference must be an int >= 0 or None, got {r!r}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name=name, low=1))
+        object.__setattr__(self, "n_attacker_pool",
+                           check_int(self.n_attacker_pool, name="n_attacker_pool", low=4, or_none=True))
+        nr = check_int(self.n_reference_models, name="n_reference_models", low=2, hint="even", or_none=True)
+        if nr is not None and nr % 2:
+            raise ValueError(f"n_reference_models must be an even int >= 2 or None, got {nr}")
+        object.__setattr__(self, "n_reference_models", nr)
+        r = check_int(self.n_reference, name="n_reference", low=0, or_none=True)
+        object.__setattr__(self, "n_reference", r)
         # the split's sizes: make_split checks them against the data, these only their kind, so
         # that a bad value is refused before any data is read
         for name, minimum, optional in (("n_target_train", 1, True), ("n_test", 1, True),
                                         ("n_validation", 0, False)):
-            v = getattr(self, name)
-            if v is None and optional:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {v!r}")
-        f = self.member_fraction
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0:
-            raise ValueError(f"member_fraction must be a number in (0, 1), got {f!r}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name=name, low=minimum, or_none=optional))
+        check_real(self.member_fraction, name="member_fraction", low=0, high=1, closed="neither")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")
         object.__setattr__(self, "defenses", _defense_specs(self.defenses))
-        if self.shadow_defense not in ("same", "none"):
-            raise ValueError(f"shadow_defense must be 'same' or 'none', got {self.shadow_defense!r}")
+        check_choice(self.shadow_defense, name="shadow_defense", options=("same", "none"))
         defense = self.training_defense()  # validates every defense now, before any training
         self.mask()
         patience = defense.recipe(self.training, self.model_params)[0].early_stopping_patience
@@ -251,11 +242,7 @@ class AuditConfig:
         Every error names the file: one that is missing or a directory, TOML that does not
         parse (with its line and column), and settings :meth:`from_dict` refuses.
         """
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"config file must be a TOML file, got the directory {str(path)!r}")
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+        path = check_file(path, name="config file", kind="TOML file")
         try:
             with path.open("rb") as f:
                 data = tomllib.load(f)

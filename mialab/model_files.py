@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mialab.data.dataset import check_labels, read_csv_table
+from mialab.validation import check_bool, check_file
 
 __all__ = ["load_torch_weights", "load_torchscript", "load_sklearn", "load_records", "check_records",
            "PICKLE_SUFFIXES", "RECORD_PARTS"]
@@ -47,14 +48,7 @@ Records = dict[str, "tuple[np.ndarray, np.ndarray] | None"]
 
 def _existing(path: Any, what: str) -> Path:
     """``path`` as a Path to an existing regular file, or a one-line error naming ``what``."""
-    if not isinstance(path, (str, Path)) or (isinstance(path, str) and not path):
-        raise TypeError(f"{what}: expected a file path (str or Path), got {path!r}")
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{what}: expected a file, got the directory {str(p)!r}")
-    if not p.is_file():
-        raise FileNotFoundError(f"{what}: no such file {str(p)!r}")
-    return p
+    return check_file(path, name=what)
 
 
 def _reason(exc: BaseException) -> str:
@@ -111,8 +105,7 @@ def load_sklearn(path: str | Path, *, trust_pickle: bool = False):
     The file must hold a fitted estimator with ``predict_proba``; anything else is refused,
     naming the file and what it holds.
     """
-    if not isinstance(trust_pickle, bool):
-        raise TypeError(f"trust_pickle must be a bool, got {trust_pickle!r}")
+    trust_pickle = check_bool(trust_pickle, name="trust_pickle")
     p = _existing(path, "scikit-learn model file")
     suffix = p.suffix.lower()
     if suffix == ".skops":

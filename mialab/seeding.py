@@ -23,6 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mialab.validation import ParameterTypeError, is_int
+
 __all__ = ["derive_seed", "numpy_rng", "torch_generator", "torch_seeded", "check_seed", "record_uniforms"]
 
 _MAX_SEED = 2**63 - 1
@@ -31,8 +33,9 @@ _MAX_SEED = 2**63 - 1
 def check_seed(seed: object, *, name: str = "seed") -> int:
     """Return ``seed`` as a non-negative ``int``; ``TypeError`` for a non-int, ``ValueError``
     for one out of range, each naming ``name``."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative int, got {seed!r} ({type(seed).__name__})")
+    # not check_int: the two messages predate mialab.validation and are documented (README)
+    if not is_int(seed):
+        raise ParameterTypeError(f"{name} must be a non-negative int, got {seed!r} ({type(seed).__name__})")
     if seed < 0 or seed > _MAX_SEED:
         raise ValueError(f"{name} must be in [0, 2**63 - 1], got {seed}")
     return int(seed)
@@ -47,7 +50,7 @@ def derive_seed(root: int, *purpose: object) -> int:
     """
     root = check_seed(root, name="root seed")
     for part in purpose:
-        if not isinstance(part, (str, int, np.integer)) or isinstance(part, (bool, np.bool_)):
+        if not (isinstance(part, str) or is_int(part)):
             raise TypeError(f"purpose parts must be str or int, got {part!r} ({type(part).__name__})")
     # repr keeps ("shadow", 3), ("shadow", "3") and ("shadow/3",) apart; NUL cannot occur in a repr
     text = "\x00".join([str(root), *(repr(p if isinstance(p, str) else int(p)) for p in purpose)]).encode()

@@ -26,7 +26,7 @@ from mialab.config import AuditConfig
 from mialab.data import (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, check_labels, from_arrays, from_csv, load_dataset,
                          loaders, standardize_features)
 from mialab.model_files import load_records, load_sklearn, load_torch_weights, load_torchscript
-from mialab.own_model import audit_model
+from mialab.api import audit_model
 
 EXECUTED: list[str] = []
 
@@ -281,7 +281,7 @@ def test_corrupt_toml_names_the_file(capsys, in_tmp):
     ("n_shadow = 3\n", ValueError, r"config file '.*c.toml': unknown audit setting\(s\) \['n_shadow'\]"),
     ("n_target_train = -5\n", ValueError, r"config file '.*c.toml': n_target_train must be an int >= 1 or None, "
                                           r"got -5"),
-    ("member_fraction = 1.5\n", ValueError, r"config file '.*c.toml': member_fraction must be a number in \(0, 1\)"),
+    ("member_fraction = 1.5\n", ValueError, r"config file '.*c.toml': member_fraction must be a float in \(0, 1\)"),
     ("[training]\nepoch = 3\n", ValueError, r"config file '.*c.toml': unknown training setting\(s\) \['epoch'\]"),
 ])
 def test_toml_settings_refused_name_the_file(tmp_path, text, exc, match):
@@ -385,7 +385,7 @@ def test_cli_sweep(capsys, weights):
                   r"scikit-learn model file: no such file 'missing.skops'"))
     Path("adir").mkdir()
     cases.append((["audit-model", "--weights", "adir", "--arch", "mlp", "--data", "r.npz"],
-                  r"weights file: expected a file, got the directory 'adir'"))
+                  r"weights file must be a file, got the directory 'adir'"))
     Path("junk.pt").write_bytes(b"junkjunk")
     cases.append((["audit-model", "--weights", "junk.pt", "--arch", "mlp", "--data", "r.npz"],
                   r"weights file 'junk.pt' could not be read as tensors with torch.load\(weights_only=True\): .+"))
@@ -461,7 +461,7 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
         ("from_arrays: ragged y", lambda: from_arrays(np.zeros((2, 2)), [[0], [1, 2]]), ValueError,
          r"from_arrays: y must be a 1-D sequence of integer class labels, got a ragged list"),
         ("from_arrays: name not str", lambda: from_arrays(np.zeros((2, 2)), [0, 1], name=3), TypeError,
-         r"from_arrays: name must be a non-empty str, got 3"),
+         r"from_arrays: name must be a non-empty str, got 3 \(int\)"),
         ("from_arrays: inf label", lambda: from_arrays(np.zeros((2, 2)), [0.0, np.inf]), ValueError,
          r"from_arrays: y must be finite integer labels, got inf at index 1"),
         ("from_arrays: object labels", lambda: from_arrays(np.zeros((2, 2)), np.array([0, None], dtype=object)),
@@ -470,12 +470,12 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
         ("check_labels: 2-D", lambda: check_labels(np.zeros((2, 2)), name="y"), ValueError,
          r"y must be 1-D \(n,\) integer class labels, got shape \(2, 2\)"),
         ("from_csv: label_column not str", lambda: from_csv(tmp / "plain.csv", label_column=3), TypeError,
-         r"from_csv: label_column must be a non-empty str, got 3"),
+         r"from_csv: label_column must be a non-empty str, got 3 \(int\)"),
         ("from_csv: class_names not bool", lambda: from_csv(tmp / "plain.csv", label_column="label",
                                                             class_names="yes"), TypeError,
-         r"from_csv: class_names must be a bool, got 'yes'"),
+         r"from_csv: class_names must be a bool, got 'yes' \(str\)"),
         ("from_csv: path not a path", lambda: from_csv(3, label_column="label"), TypeError,
-         r"from_csv: path must be a str or os.PathLike, got int"),
+         r"from_csv: path must be a CSV file path \(str or os.PathLike\), got 3 \(int\)"),
         ("load_dataset: root not a path", lambda: load_dataset("mnist", root=3), TypeError,
          r"data_root \(root\) must be a str or os.PathLike directory, got 3 \(int\)"),
         ("load_dataset: root is a file", lambda: load_dataset("mnist", root=tmp / "plain.csv"), ValueError,
@@ -490,7 +490,7 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
         ("load_sklearn: trusted corrupt pickle", lambda: load_sklearn(tmp / "broken.pkl", trust_pickle=True),
          ValueError, r"'.*broken.pkl' could not be loaded as a .pkl file: \w+: .*"),
         ("load_sklearn: trust_pickle not bool", lambda: load_sklearn(tmp / "list.pkl", trust_pickle="yes"),
-         TypeError, r"trust_pickle must be a bool, got 'yes'"),
+         TypeError, r"trust_pickle must be a bool, got 'yes' \(str\)"),
         ("load_torch_weights: empty dict", lambda: load_torch_weights(tmp / "empty_dict.pt", arch="mlp",
                                                                       input_shape=(4,), n_classes=2),
          ValueError, r"weights file '.*empty_dict.pt' must hold a state dict \(parameter name -> tensor\), got an "
@@ -498,7 +498,7 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
         ("load_torchscript: empty file", lambda: load_torchscript(tmp / "empty_sd.pt"), ValueError,
          r"'.*empty_sd.pt' is not a TorchScript file torch.jit.load can read: \w+.*"),
         ("load_records: path not a path", lambda: load_records(3), TypeError,
-         r"records file: expected a file path \(str or Path\), got 3"),
+         r"records file must be a file path \(str or os.PathLike\), got 3 \(int\)"),
         ("load_records: no label column", lambda: load_records(members=tmp / "plain.csv",
                                                                nonmembers=tmp / "plain.csv"), ValueError,
          r"CSV records need label_column \(--label-column\), got none"),
@@ -508,7 +508,7 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
         ("audit_model: n_classes too small", am(n_classes=2), ValueError,
          r"n_classes=2 is too small for the records: the labels go up to 2, so n_classes must be at least 3"),
         ("audit_model: n_classes bool", am(n_classes=True), TypeError,
-         r"n_classes must be an int \(the model's number of outputs\) or None, got True \(bool\)"),
+         r"n_classes must be an int >= 2 \(the model's number of outputs\) or None, got True \(bool\)"),
         ("audit_model: negative labels", am(members=(M[0], M[1] - 1)), ValueError,
          r"members: y must be non-negative class indices, got -1 at index 0"),
         ("audit_model: string labels", am(nonmembers=(N[0], N[1].astype(str))), TypeError,
@@ -528,7 +528,7 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
          r"the records hold only class 0, so n_classes would be 1: pass n_classes .*"),
         ("audit_model: batch_size 0", am(batch_size=0), ValueError,
          r"batch_size must be an int >= 1 \(records per query\) or None, got 0"),
-        ("audit_model: quiet not bool", am(quiet="yes"), TypeError, r"quiet must be a bool, got 'yes'"),
+        ("audit_model: quiet not bool", am(quiet="yes"), TypeError, r"quiet must be a bool, got 'yes' \(str\)"),
         ("audit_model: seed negative", am(seed=-1), ValueError, r"seed must be in \[0, 2\*\*63 - 1\], got -1"),
         ("audit_model: seed float", am(seed=1.5), TypeError, r"seed must be a non-negative int, got 1.5 \(float\)"),
         ("audit_model: model_params not a mapping", am(model_params="wide"), TypeError,
@@ -546,18 +546,18 @@ def _lib_cases(tmp: Path, own: dict[str, Any]) -> list[tuple[str, Callable[[], A
          r"probabilities or logits, got int64 \(40, 3\); declare .*"),
         ("audit_model: auto, NaN answers", am(model=lambda X: np.full((len(X), 3), np.nan), access="label"),
          ValueError, r"the model's outputs must be finite, got 120 NaN/inf value\(s\) \(first at index \(0, 0\)\)"),
-        ("audit_model: n_shadows 0", am(n_shadows=0), ValueError, r"n_shadows must be a positive int, got 0"),
+        ("audit_model: n_shadows 0", am(n_shadows=0), ValueError, r"n_shadows must be an int >= 1, got 0"),
         # AuditConfig
         ("AuditConfig: standardize not bool", lambda: AuditConfig(standardize="yes"), TypeError,
-         r"standardize must be a bool \(true/false\), got 'yes'"),
+         r"standardize must be a bool \(true/false\), got 'yes' \(str\)"),
         ("AuditConfig: n_target_train bool", lambda: AuditConfig(n_target_train=True), ValueError,
-         r"n_target_train must be an int >= 1 or None, got True"),
+         r"n_target_train must be an int >= 1 or None, got True \(bool\)"),
         ("AuditConfig: n_test 0", lambda: AuditConfig(n_test=0), ValueError,
          r"n_test must be an int >= 1 or None, got 0"),
         ("AuditConfig: n_validation negative", lambda: AuditConfig(n_validation=-1), ValueError,
          r"n_validation must be an int >= 0, got -1"),
         ("AuditConfig: member_fraction bool", lambda: AuditConfig(member_fraction=True), ValueError,
-         r"member_fraction must be a number in \(0, 1\), got True"),
+         r"member_fraction must be a float in \(0, 1\), got True \(bool\)"),
         ("AuditConfig: attacks not a list", lambda: AuditConfig(attacks=None), TypeError,
          r"attacks must be a list of names such as \['loss'\], got None \(NoneType\)"),
         ("AuditConfig: attack name not str", lambda: AuditConfig(attacks=["loss", 3]), TypeError,

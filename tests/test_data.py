@@ -492,7 +492,7 @@ def test_split_at_least_one_member_per_class():
 
 
 @pytest.mark.parametrize("kw,err,match", [
-    ({"member_fraction": 0.0}, ValueError, r"member_fraction must be a number in \(0, 1\)"),
+    ({"member_fraction": 0.0}, ValueError, r"member_fraction must be a float in \(0, 1\), got 0.0"),
     ({"member_fraction": 1.0}, ValueError, "member_fraction"),
     ({"member_fraction": True}, ValueError, "member_fraction"),
     ({"n_target_train": 0}, ValueError, "n_target_train must be an int >= 1, got 0"),

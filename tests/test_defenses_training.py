@@ -95,8 +95,8 @@ def test_make_defense_unknown_name_and_params():
 
 
 @pytest.mark.parametrize("name, params, field, expected", [
-    ("l2", {"weight_decay": 0.0}, "L2.weight_decay", "(0, inf)"),
-    ("l2", {"weight_decay": -1e-3}, "L2.weight_decay", "(0, inf)"),
+    ("l2", {"weight_decay": 0.0}, "L2.weight_decay", "finite float > 0"),
+    ("l2", {"weight_decay": -1e-3}, "L2.weight_decay", "finite float > 0"),
     ("l2", {"weight_decay": float("nan")}, "L2.weight_decay", "finite"),
     ("l2", {"weight_decay": "0.1"}, "L2.weight_decay", "finite float"),
     ("l2", {"weight_decay": True}, "L2.weight_decay", "finite float"),
@@ -110,10 +110,10 @@ def test_make_defense_unknown_name_and_params():
     ("augmentation", {"crop_padding": -1}, "Augmentation.crop_padding", "int >= 0"),
     ("augmentation", {"crop_padding": 1.5}, "Augmentation.crop_padding", "int >= 0"),
     ("augmentation", {"flip": "yes"}, "Augmentation.flip", "bool"),
-    ("augmentation", {"noise": -0.1}, "Augmentation.noise", "[0, inf)"),
+    ("augmentation", {"noise": -0.1}, "Augmentation.noise", "finite float >= 0"),
     ("augmentation", {"noise": float("inf")}, "Augmentation.noise", "finite"),
-    ("augmentation", {"mixup_alpha": -1.0}, "Augmentation.mixup_alpha", "[0, inf)"),
-    ("distillation", {"temperature": 0.0}, "Distillation.temperature", "(0, inf)"),
+    ("augmentation", {"mixup_alpha": -1.0}, "Augmentation.mixup_alpha", "finite float >= 0"),
+    ("distillation", {"temperature": 0.0}, "Distillation.temperature", "finite float > 0"),
     ("distillation", {"temperature": float("nan")}, "Distillation.temperature", "finite"),
     ("distillation", {"mode": "dmp"}, "Distillation.mode", "['self', 'reference']"),
 ])

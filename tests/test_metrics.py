@@ -439,28 +439,28 @@ def test_single_class_message_for_threshold_free_metrics():
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, float("nan")])
 def test_bad_fpr_targets(bad):
-    with pytest.raises(ValueError, match=r"fpr must lie in the open interval \(0, 1\), got"):
+    with pytest.raises(ValueError, match=r"fpr must be a float in \(0, 1\), got"):
         M.tpr_at_fpr(S, B, bad)
-    with pytest.raises(ValueError, match=r"fprs\[1\] must lie in the open interval \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"fprs\[1\] must be a float in \(0, 1\), got"):
         M.tpr_at_fprs(S, B, [0.1, bad])
-    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must lie in the open interval"):
+    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must be a float in \(0, 1\), got"):
         M.bootstrap_intervals(S, B, fpr_targets=(bad,), seed=0)
-    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must lie in the open interval"):
+    with pytest.raises(ValueError, match=r"fpr_targets\[0\] must be a float in \(0, 1\), got"):
         M.evaluate(make_result(5, 5), fpr_targets=(bad,))
 
 
 def test_other_bad_options():
-    with pytest.raises(TypeError, match="fpr must be a real number"):
+    with pytest.raises(TypeError, match=r"fpr must be a float in \(0, 1\), got '0.1' \(str\)"):
         M.tpr_at_fpr(S, B, "0.1")
     with pytest.raises(TypeError, match="fprs must be a sequence"):
         M.tpr_at_fprs(S, B, 0.1)
     with pytest.raises(ValueError, match="fpr_targets must not repeat a target"):
         M.bootstrap_intervals(S, B, fpr_targets=(0.1, 0.1), seed=0)
-    with pytest.raises(ValueError, match="threshold must not be NaN"):
+    with pytest.raises(ValueError, match=r"threshold must be a float \(\+-inf allowed\), got nan"):
         M.threshold_metrics(S, B, float("nan"))
-    with pytest.raises(ValueError, match="n_bootstrap must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n_bootstrap must be an int >= 1, got 0"):
         M.bootstrap_intervals(S, B, n_bootstrap=0, seed=0)
-    with pytest.raises(ValueError, match=r"level must lie in the open interval \(0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"level must be a float in \(0, 1\), got 1.0"):
         M.bootstrap_intervals(S, B, level=1.0, seed=0)
     with pytest.raises(TypeError, match="seed must be a non-negative int"):
         M.bootstrap_intervals(S, B, seed=0.5)
@@ -765,7 +765,7 @@ def test_ppv_interval_covers_at_least_its_level():
 
 
 def test_ppv_bad_priors():
-    with pytest.raises(ValueError, match=r"priors\[1\] must lie in the open interval \(0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"priors\[1\] must be a float in \(0, 1\), got 1.0"):
         M.ppv_at_priors(S, B, 0.2, priors=(0.5, 1.0))
     with pytest.raises(TypeError, match="priors must be a sequence"):
         M.ppv_at_priors(S, B, 0.2, priors=0.5)

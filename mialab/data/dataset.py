@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mialab.types import check_finite
+from mialab.validation import check_bool, check_file, check_int, check_str, is_int
 
 __all__ = ["Dataset", "from_arrays", "from_csv", "read_csv_table", "check_labels", "MAX_CLASSES"]
 
@@ -80,10 +81,7 @@ class Dataset:
                 f"Dataset.X of kind 'image' must be scaled to [0, 1], got range "
                 f"[{X.min():g}, {X.max():g}] (divide 8-bit pixels by 255)"
             )
-        if isinstance(self.n_classes, (bool, np.bool_)) or not isinstance(
-            self.n_classes, (int, np.integer)
-        ) or self.n_classes < 2:
-            raise ValueError(f"Dataset.n_classes must be an int >= 2, got {self.n_classes!r}")
+        check_int(self.n_classes, name="Dataset.n_classes", low=2)
         y = np.asarray(self.y)
         if y.ndim != 1:
             raise ValueError(f"Dataset.y must be 1-D (n,), got shape {y.shape}")
@@ -183,7 +181,7 @@ def check_labels(y: Any, *, name: str, max_classes: int = MAX_CLASSES) -> np.nda
                              f"non-integral value(s) (first {arr.tolist()[i]!r} at index {i})")
     elif kind not in "iu":
         values = arr.tolist()
-        i = next((k for k, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, int)), None)
+        i = next((k for k, v in enumerate(values) if not is_int(v)), None)
         if i is not None or kind != "O":
             i = 0 if i is None else i
             raise TypeError(f"{name} must hold integer labels (class indices), got dtype {arr.dtype} (first "
@@ -200,12 +198,6 @@ def check_labels(y: Any, *, name: str, max_classes: int = MAX_CLASSES) -> np.nda
         raise ValueError(f"{name} must be class indices below {max_classes}, got {arr.tolist()[i]!r} at "
                          f"index {i} (is this really a class label?)")
     return arr.astype(np.int64)
-
-
-def _check_name(name: Any, *, where: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{where}: name must be a non-empty str, got {name!r}")
-    return name
 
 
 def from_arrays(
@@ -230,7 +222,7 @@ def from_arrays(
     >>> ds.kind, ds.y.dtype.name
     ('image', 'int64')
     """
-    _check_name(name, where="from_arrays")
+    check_str(name, name="from_arrays: name")
     try:
         arr = np.asarray(X)
     except ValueError:  # ragged nested sequences
@@ -276,7 +268,7 @@ def from_csv(path: str | os.PathLike[str], *, label_column: str, name: str | Non
     X, labels, names = read_csv_table(path, label_column=label_column, class_names=class_names)
     path = Path(path)
     if name is not None:
-        _check_name(name, where="from_csv")
+        check_str(name, name="from_csv: name")
     return Dataset(
         name=name if name is not None else path.stem,
         X=X,
@@ -301,17 +293,9 @@ def read_csv_table(path: str | os.PathLike[str], *, label_column: str, class_nam
     class (a file of non-members, say). Errors start with ``where`` and name the file; a label
     that is not a class index gets ``label_hint`` in parentheses.
     """
-    if not isinstance(label_column, str) or not label_column:
-        raise TypeError(f"{where}: label_column must be a non-empty str, got {label_column!r}")
-    if not isinstance(class_names, bool):
-        raise TypeError(f"{where}: class_names must be a bool, got {class_names!r}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{where}: path must be a CSV file, got the directory {str(path)!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{where}: path: no such file {str(path)!r}")
+    check_str(label_column, name=f"{where}: label_column")
+    class_names = check_bool(class_names, name=f"{where}: class_names")
+    path = check_file(path, name=f"{where}: path", kind="CSV file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
             rows = list(csv.reader(f))

@@ -35,6 +35,7 @@ import numpy as np
 
 from mialab.data.dataset import Dataset
 from mialab.data.formats import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_cifar_batch, read_idx
+from mialab.validation import check_bool, check_str
 
 __all__ = ["load_dataset", "available_datasets", "default_root"]
 
@@ -80,16 +81,14 @@ def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
     ``ValueError`` for an unknown name (listing the known ones), ``FileNotFoundError`` for a
     named root that does not exist and, listing every directory searched, for missing files.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"dataset name must be a str, got {name!r} ({type(name).__name__})")
+    check_str(name, name="dataset name", non_empty=False)  # "" is an unknown name, listed below
     try:
         loader = _LOADERS[name]
     except KeyError:
         raise ValueError(
             f"unknown dataset {name!r}; known datasets: {', '.join(available_datasets())}"
         ) from None
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be a bool, got {download!r} ({type(download).__name__})")
+    download = check_bool(download, name="download")
     if root is None:
         return loader(default_root(), download, True)
     if not isinstance(root, (str, os.PathLike)):

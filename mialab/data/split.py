@@ -45,6 +45,7 @@ import numpy as np
 
 from mialab.seeding import check_seed, derive_seed
 from mialab.types import AuditSplit
+from mialab.validation import check_int, check_real
 
 __all__ = ["make_split", "stratified_counts", "DEFAULT_MAX_TARGET_TRAIN", "DEFAULT_MAX_TEST"]
 
@@ -86,16 +87,6 @@ def stratified_counts(class_counts: Any, k: int, *, at_least_one: bool = False) 
             alloc[donor] -= 1
             alloc[c] += 1
     return alloc
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_size(value: Any, *, name: str, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _draw(candidates: np.ndarray, y: np.ndarray, per_class: np.ndarray, labels: np.ndarray,
@@ -144,15 +135,12 @@ def make_split(
     if n_classes < 2:
         raise ValueError(f"y must contain at least 2 classes, got {n_classes}")
 
-    if isinstance(member_fraction, (bool, np.bool_)) or not isinstance(
-        member_fraction, (int, float, np.integer, np.floating)
-    ) or not 0.0 < float(member_fraction) < 1.0:
-        raise ValueError(f"member_fraction must be a number in (0, 1), got {member_fraction!r}")
+    check_real(member_fraction, name="member_fraction", low=0.0, high=1.0, closed="neither")
     if n_target_train is None:
         n_target_train = min(n // 3, DEFAULT_MAX_TARGET_TRAIN)
-    n_target_train = _check_size(n_target_train, name="n_target_train", minimum=1)
-    n_validation = _check_size(n_validation, name="n_validation", minimum=0)
-    n_reference = _check_size(n_reference, name="n_reference", minimum=0)
+    n_target_train = check_int(n_target_train, name="n_target_train", low=1)
+    n_validation = check_int(n_validation, name="n_validation", low=0)
+    n_reference = check_int(n_reference, name="n_reference", low=0)
     n_members = int(np.floor(float(member_fraction) * n_target_train + 0.5))
     if n_members < n_classes:
         raise ValueError(
@@ -162,7 +150,7 @@ def make_split(
         )
     if n_test is None:
         n_test = min(max(n_members, n // 10), DEFAULT_MAX_TEST)
-    n_test = _check_size(n_test, name="n_test", minimum=1)
+    n_test = check_int(n_test, name="n_test", low=1)
     if n_members + n_validation > n_target_train:
         raise ValueError(
             f"n_validation must leave room for the {n_members} members in n_target_train="

@@ -48,10 +48,10 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mialab.defenses.base import TrainingDefense, register_defense
-from mialab.defenses.regularization import _check_bool, _check_int, _check_real
+from mialab.defenses.base import TrainingDefense, check_field, register_defense
 from mialab.seeding import numpy_rng
 from mialab.training import TrainConfig
+from mialab.validation import check_bool, check_int, check_real
 
 __all__ = ["Augmentation"]
 
@@ -73,10 +73,10 @@ class Augmentation(TrainingDefense):
     mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_int(self, "crop_padding", low=0)
-        _check_bool(self, "flip")
-        _check_real(self, "noise", low=0.0)
-        _check_real(self, "mixup_alpha", low=0.0)
+        check_field(self, "crop_padding", check_int, low=0)
+        check_field(self, "flip", check_bool)
+        check_field(self, "noise", check_real, low=0.0)
+        check_field(self, "mixup_alpha", check_real, low=0.0)
         if not (self.crop_padding or self.flip or self.noise or self.mixup_alpha):
             raise ValueError("Augmentation must change something: set crop_padding > 0, flip=True, noise > 0 or "
                              f"mixup_alpha > 0, got {self}")

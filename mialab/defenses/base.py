@@ -26,8 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mialab.training import TrainConfig, TrainedModel
+from mialab.validation import check_choice
 
-__all__ = ["TrainingDefense", "TrainFn", "DEFENSES", "register_defense", "make_defense", "defense_names"]
+__all__ = ["TrainingDefense", "TrainFn", "DEFENSES", "register_defense", "make_defense", "defense_names",
+           "check_field"]
 
 #: ``train(X, y, **hooks) -> TrainedModel``: :func:`mialab.training.train_model` with the model,
 #: recipe, seed, validation and test data already bound; hooks are ``soft_targets``,
@@ -65,6 +67,24 @@ class TrainingDefense:
         return {"name": self.name, **dataclasses.asdict(self)}
 
 
+def check_field(owner: Any, field: str, check: Callable[..., Any], **constraint: Any) -> Any:
+    """Validate the dataclass field ``owner.<field>`` with ``check`` (a :mod:`mialab.validation`
+    function, e.g. ``check_real``) and ``constraint`` (``low=0.0, closed="neither"``); store the
+    plain Python value it returns, so :meth:`TrainingDefense.describe` stays JSON-serialisable,
+    and return it. The error names the field as ``Class.field``.
+
+    >>> from mialab.validation import check_int
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class D:
+    ...     patience: int
+    >>> check_field(D(np.int64(3)), "patience", check_int, low=1)
+    3
+    """
+    value = check(getattr(owner, field), name=f"{type(owner).__name__}.{field}", **constraint)
+    object.__setattr__(owner, field, value)  # frozen dataclass: the value is only normalised
+    return value
+
+
 DEFENSES: dict[str, type[TrainingDefense]] = {}
 
 
@@ -82,9 +102,7 @@ def defense_names() -> list[str]:
 
 def make_defense(name: str, **params: Any) -> TrainingDefense:
     """Create the defense registered as ``name``; unknown names/parameters list the valid ones."""
-    if name not in DEFENSES:
-        raise ValueError(f"defense must be one of {defense_names()}, got {name!r}")
-    cls = DEFENSES[name]
+    cls = DEFENSES[check_choice(name, name="defense", options=defense_names())]
     allowed = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:

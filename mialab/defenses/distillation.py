@@ -37,9 +37,9 @@ import dataclasses
 
 import numpy as np
 
-from mialab.defenses.base import TrainFn, TrainingDefense, register_defense
-from mialab.defenses.regularization import _check_real
+from mialab.defenses.base import TrainFn, TrainingDefense, check_field, register_defense
 from mialab.training import TrainConfig, TrainedModel, accuracy, predict_logits
+from mialab.validation import check_choice, check_real
 
 __all__ = ["Distillation", "softened_probabilities"]
 
@@ -79,9 +79,8 @@ class Distillation(TrainingDefense):
     mode: str = "self"
 
     def __post_init__(self) -> None:
-        _check_real(self, "temperature", low=0.0, low_open=True)
-        if self.mode not in _MODES:
-            raise ValueError(f"Distillation.mode must be one of {list(_MODES)}, got {self.mode!r}")
+        check_field(self, "temperature", check_real, low=0.0, closed="neither")
+        check_choice(self.mode, name="Distillation.mode", options=_MODES)
 
     @property
     def needs_reference(self) -> bool:

@@ -35,16 +35,16 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
-from mialab.defenses.base import TrainFn, TrainingDefense, register_defense
+from mialab.defenses.base import TrainFn, TrainingDefense, check_field, register_defense
 from mialab.seeding import derive_seed, torch_generator
 from mialab.training import TrainConfig, TrainedModel
+from mialab.validation import check_bool, check_choice, check_int, check_real
 
 __all__ = ["DPSGD", "PrivateWrap", "ACCOUNTANTS", "GRAD_SAMPLE_MODES", "check_private_trainable", "default_delta"]
 
@@ -77,17 +77,7 @@ def default_delta(n_train: int) -> float:
     ``(0, delta)``-DP; at ``delta >= 1/n`` that releases a whole record on average. ``1/(10 n)``
     makes the usual "delta much smaller than 1/n" concrete (for n = 60 000: ~1.7e-6).
     """
-    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train <= 0:
-        raise ValueError(f"n_train must be a positive int, got {n_train!r}")
-    return 1.0 / (10.0 * int(n_train))
-
-
-def _check_positive(value: object, field: str, *, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        expected = "a finite float > 0" + (" or None" if optional else "")
-        raise ValueError(f"DPSGD.{field} must be {expected}, got {value!r}")
+    return 1.0 / (10.0 * check_int(n_train, name="n_train", low=1))
 
 
 def check_private_trainable(model: nn.Module) -> None:
@@ -296,16 +286,14 @@ class DPSGD(TrainingDefense):
                 "DPSGD needs exactly one of target_epsilon or noise_multiplier, got "
                 f"target_epsilon={self.target_epsilon!r} and noise_multiplier={self.noise_multiplier!r}"
             )
-        _check_positive(self.target_epsilon, "target_epsilon", optional=True)
-        _check_positive(self.noise_multiplier, "noise_multiplier", optional=True)
-        _check_positive(self.max_grad_norm, "max_grad_norm", optional=False)
-        d = self.delta
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < d < 1.0):
-            raise ValueError(f"DPSGD.delta must be a float in (0, 1) or None (1 / (10 * n_train)), got {d!r}")
-        if not isinstance(self.poisson_sampling, bool):
-            raise ValueError(f"DPSGD.poisson_sampling must be a bool, got {self.poisson_sampling!r}")
-        if self.accountant not in ACCOUNTANTS:
-            raise ValueError(f"DPSGD.accountant must be one of {list(ACCOUNTANTS)}, got {self.accountant!r}")
+        # checked, not normalised: an int epsilon stays an int in describe() and the cache keys
+        check_real(self.target_epsilon, name="DPSGD.target_epsilon", low=0.0, closed="neither", or_none=True)
+        check_real(self.noise_multiplier, name="DPSGD.noise_multiplier", low=0.0, closed="neither", or_none=True)
+        check_real(self.max_grad_norm, name="DPSGD.max_grad_norm", low=0.0, closed="neither")
+        check_real(self.delta, name="DPSGD.delta", low=0.0, high=1.0, closed="neither",
+                   or_none="1 / (10 * n_train)")
+        check_field(self, "poisson_sampling", check_bool)
+        check_choice(self.accountant, name="DPSGD.accountant", options=ACCOUNTANTS)
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
             why = _OPACUS_ONLY_MODES.get(self.grad_sample_mode)
             raise ValueError(
@@ -358,7 +346,7 @@ class DPSGD(TrainingDefense):
                                "audit with this defense); nothing has been trained with this DPSGD object yet")
         if delta is None:
             delta = spent.delta
-        elif (isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating))
-              or not math.isfinite(delta) or not 0.0 < delta < 1.0):
-            raise ValueError(f"delta must be a float in (0, 1) or None (the reported delta), got {delta!r}")
+        else:
+            delta = check_real(delta, name="delta", low=0.0, high=1.0, closed="neither",
+                               or_none="the reported delta")
         return _epsilon(self.accountant, spent.history, float(delta))

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mialab.types import check_finite
+from mialab.validation import check_choice, check_int
 
 __all__ = [
     "RELEASE_FLOOR",
@@ -141,15 +142,6 @@ def _keep_label(released: np.ndarray, top: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_int(value: Any, *, name: str, low: int, high: int | None = None, why: str = "") -> int:
-    """An int (numpy ints too, bool refused) in ``[low, high]``, named in the error."""
-    rng = f"in [{low}, {high}]" if high is not None else f">= {low}"
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok or value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be an int {rng}{why}, got {value!r}")
-    return int(value)
-
-
 # ----------------------------------------------------------------------------------------------
 # the interface
 # ----------------------------------------------------------------------------------------------
@@ -181,7 +173,7 @@ class OutputMask(ABC):
 
     def check(self, n_classes: int) -> None:
         """Raise ``ValueError`` if this mask cannot apply to ``n_classes`` classes."""
-        _check_int(n_classes, name="n_classes", low=2)
+        check_int(n_classes, name="n_classes", low=2)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable ``{"name": ..., **params}``; ``make_mask(**describe())`` rebuilds it."""
@@ -226,13 +218,11 @@ class TopKMask(OutputMask):
     name: ClassVar[str] = "top-k"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "k", _check_int(self.k, name="TopKMask.k (top_k)", low=1))
+        object.__setattr__(self, "k", check_int(self.k, name="TopKMask.k (top_k)", low=1))
 
     def check(self, n_classes: int) -> None:
         super().check(n_classes)
-        if self.k > n_classes:
-            raise ValueError(f"TopKMask.k (top_k) must be an int in [1, {n_classes}] (the number of "
-                             f"classes), got {self.k}")
+        check_int(self.k, name="TopKMask.k (top_k)", low=1, high=n_classes, hint="the number of classes")
 
     def _release(self, z: np.ndarray, top: np.ndarray) -> np.ndarray:
         # order by the logits, not the probabilities: finer (no exp rounding) and consistent with
@@ -265,9 +255,9 @@ class RoundingMask(OutputMask):
     name: ClassVar[str] = "rounding"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "decimals", _check_int(
+        object.__setattr__(self, "decimals", check_int(
             self.decimals, name="RoundingMask.decimals", low=0, high=MAX_DECIMALS,
-            why=" (float64 probabilities carry no more decimals)"))
+            hint="float64 probabilities carry no more decimals"))
 
     def _release(self, z: np.ndarray, top: np.ndarray) -> np.ndarray:
         scale = 10.0 ** self.decimals
@@ -296,9 +286,7 @@ def make_mask(name: str, **params: Any) -> OutputMask:
     >>> make_mask("top-k", k=3)
     TopKMask(k=3)
     """
-    if name not in MASKS:
-        raise ValueError(f"mask must be one of {mask_names()}, got {name!r}")
-    cls = MASKS[name]
+    cls = MASKS[check_choice(name, name="mask", options=mask_names())]
     allowed = [f.name for f in fields(cls)]
     unknown = sorted(set(params) - set(allowed))
     missing = [p for p in allowed if p not in params]

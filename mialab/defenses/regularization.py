@@ -29,56 +29,14 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from mialab.defenses.base import TrainingDefense, register_defense
+from mialab.defenses.base import TrainingDefense, check_field, register_defense
 from mialab.training import TrainConfig
+from mialab.validation import check_int, check_real
 
 __all__ = ["L2", "Dropout", "EarlyStopping", "LabelSmoothing"]
-
-
-# Field checks shared by the defense modules (augmentation and distillation import them).
-# They belong with TrainingDefense in base.py; kept here until base.py offers them.
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_real(owner: object, name: str, *, low: float, high: float = math.inf,
-                low_open: bool = False, high_open: bool = True) -> float:
-    """Check ``owner.<name>`` is a finite real in the interval; store it as a plain ``float``
-    (so :meth:`~TrainingDefense.describe` stays JSON-serialisable) and return it."""
-    value = getattr(owner, name)
-    ok = _is_real(value) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{type(owner).__name__}.{name} must be a finite float in {interval}, got {value!r}")
-    object.__setattr__(owner, name, float(value))
-    return float(value)
-
-
-def _check_int(owner: object, name: str, *, low: int) -> int:
-    """Check ``owner.<name>`` is an int ``>= low`` (not a bool); store it as a plain ``int``."""
-    value = getattr(owner, name)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{type(owner).__name__}.{name} must be an int >= {low}, got {value!r}")
-    object.__setattr__(owner, name, int(value))
-    return int(value)
-
-
-def _check_bool(owner: object, name: str) -> bool:
-    value = getattr(owner, name)
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{type(owner).__name__}.{name} must be a bool, got {value!r}")
-    object.__setattr__(owner, name, bool(value))
-    return bool(value)
 
 
 @register_defense
@@ -91,7 +49,7 @@ class L2(TrainingDefense):
     weight_decay: float
 
     def __post_init__(self) -> None:
-        _check_real(self, "weight_decay", low=0.0, low_open=True)
+        check_field(self, "weight_decay", check_real, low=0.0, closed="neither")
 
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         return dataclasses.replace(training, weight_decay=self.weight_decay), dict(model_params)
@@ -112,7 +70,7 @@ class Dropout(TrainingDefense):
     rate: float
 
     def __post_init__(self) -> None:
-        _check_real(self, "rate", low=0.0, low_open=True, high=1.0)
+        check_field(self, "rate", check_real, low=0.0, high=1.0, closed="neither")
 
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         return training, {**model_params, "dropout": self.rate}
@@ -132,7 +90,7 @@ class EarlyStopping(TrainingDefense):
     patience: int
 
     def __post_init__(self) -> None:
-        _check_int(self, "patience", low=1)
+        check_field(self, "patience", check_int, low=1)
 
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         return dataclasses.replace(training, early_stopping_patience=self.patience), dict(model_params)
@@ -151,7 +109,7 @@ class LabelSmoothing(TrainingDefense):
     smoothing: float
 
     def __post_init__(self) -> None:
-        _check_real(self, "smoothing", low=0.0, low_open=True, high=1.0)
+        check_field(self, "smoothing", check_real, low=0.0, high=1.0, closed="neither")
 
     def recipe(self, training: TrainConfig, model_params: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         return dataclasses.replace(training, label_smoothing=self.smoothing), dict(model_params)

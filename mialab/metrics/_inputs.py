@@ -6,13 +6,12 @@ trusts its arrays. Messages name the argument, what was expected and what was re
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mialab.types import check_finite
+from mialab.validation import check_int, check_real, check_reals
 
 
 def check_scores_membership(scores: Any, is_member: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -69,21 +68,12 @@ def require_both_classes(
 
 def check_fpr_target(fpr: Any, *, name: str = "fpr") -> float:
     """Return ``fpr`` as a float in the open interval (0, 1), or raise naming ``name``."""
-    if isinstance(fpr, (bool, np.bool_)) or not isinstance(fpr, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number in (0, 1), got {fpr!r} ({type(fpr).__name__})")
-    f = float(fpr)
-    if not (0.0 < f < 1.0):  # also rejects NaN
-        raise ValueError(f"{name} must lie in the open interval (0, 1), got {f!r}")
-    return f
+    return check_real(fpr, name=name, low=0.0, high=1.0, closed="neither")
 
 
 def check_fpr_targets(fprs: Any, *, name: str = "fpr_targets") -> tuple[float, ...]:
     """Return a tuple of distinct FPR targets in (0, 1), in the order given, or raise."""
-    if isinstance(fprs, (str, bytes)) or not isinstance(fprs, (Sequence, np.ndarray)):
-        raise TypeError(
-            f"{name} must be a sequence of floats in (0, 1), got {fprs!r} ({type(fprs).__name__})"
-        )
-    out = tuple(check_fpr_target(f, name=f"{name}[{i}]") for i, f in enumerate(fprs))
+    out = check_reals(fprs, name=name, low=0.0, high=1.0, closed="neither")
     if len(set(out)) != len(out):
         raise ValueError(f"{name} must not repeat a target, got {list(out)}")
     return out
@@ -91,11 +81,19 @@ def check_fpr_targets(fprs: Any, *, name: str = "fpr_targets") -> tuple[float, .
 
 def check_threshold(threshold: Any, *, name: str = "threshold") -> float:
     """Return ``threshold`` as a float; +-inf are legal ("flag nobody" / "flag everybody")."""
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
-        threshold, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a real number, got {threshold!r} ({type(threshold).__name__})")
-    t = float(threshold)
-    if math.isnan(t):
-        raise ValueError(f"{name} must not be NaN, got {t}")
-    return t
+    return check_real(threshold, name=name, finite=False)
+
+
+def check_level(level: Any, *, name: str = "level") -> float:
+    """Return a confidence level as a float in the open interval (0, 1)."""
+    return check_real(level, name=name, low=0.0, high=1.0, closed="neither")
+
+
+def check_n_bootstrap(n_bootstrap: Any, *, name: str = "n_bootstrap") -> int:
+    """Return a number of bootstrap replicates as an int >= 1."""
+    return check_int(n_bootstrap, name=name, low=1)
+
+
+def check_priors(priors: Any, *, name: str = "priors") -> tuple[float, ...]:
+    """Return member priors (fractions of members among those queried) as floats in (0, 1)."""
+    return check_reals(priors, name=name, low=0.0, high=1.0, closed="neither")

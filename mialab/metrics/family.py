@@ -57,10 +57,17 @@ from typing import Any
 
 import numpy as np
 
-from mialab.metrics._inputs import check_fpr_target, check_fpr_targets, check_scores_membership, require_both_classes
+from mialab.metrics._inputs import (
+    check_fpr_target,
+    check_fpr_targets,
+    check_level,
+    check_n_bootstrap,
+    check_scores_membership,
+    require_both_classes,
+)
 # _replicate_stats is the agreed interface with the per-attack intervals (issue 12 plan): the
 # estimator of every replicate, so family and per-attack numbers use one TPR convention
-from mialab.metrics.intervals import AUC_KEY, _check_level, _check_n_bootstrap, _replicate_stats, tpr_key
+from mialab.metrics.intervals import AUC_KEY, _replicate_stats, tpr_key
 from mialab.seeding import check_seed, derive_seed
 
 __all__ = ["FamilyInterval", "family_intervals", "family_seed", "leaks", "simultaneous_bands",
@@ -224,7 +231,7 @@ def simultaneous_bands(reps: Any, *, level: float = 0.95) -> tuple[np.ndarray, n
         raise ValueError(f"reps must be a (B, K) array with B, K >= 1, got shape {r.shape}")
     if not np.isfinite(r).all():
         raise ValueError("reps must be finite")
-    level = _check_level(level)
+    level = check_level(level)
     alpha = 1.0 - level
     n_rep = r.shape[0]
     marginal = _bands(r, alpha)
@@ -369,8 +376,8 @@ def family_intervals(
     """
     attacks, S, m = _check_family(scores, is_member)
     targets = _check_targets(fpr_targets)
-    level = _check_level(level)
-    n_rep = _check_n_bootstrap(n_bootstrap)
+    level = check_level(level)
+    n_rep = check_n_bootstrap(n_bootstrap)
     seed = check_seed(seed, name="seed")
     auc_hat, tpr_hat, auc, tpr = _joint_replicates(S, m, np.asarray(targets, dtype=np.float64), n_rep, seed)
     return _families(attacks, slice(None), targets, auc_hat, tpr_hat, auc, tpr, level=level, n_bootstrap=n_rep,
@@ -570,8 +577,8 @@ def paired_comparison(
         names.append(cn)
     f = check_fpr_target(fpr, name="fpr")
     targets = _check_targets(fpr_targets)
-    level = _check_level(level)
-    n_rep = _check_n_bootstrap(n_bootstrap)
+    level = check_level(level)
+    n_rep = check_n_bootstrap(n_bootstrap)
     seed = check_seed(seed, name="seed")
     all_targets = targets if f in targets else (*targets, f)
     jf = all_targets.index(f)
@@ -611,8 +618,8 @@ def unpaired_differences(
     _, B0, m0 = _check_family(base, base_is_member, name="base")
     _check_candidates(candidates)
     f = check_fpr_target(fpr, name="fpr")
-    level = _check_level(level)
-    n_rep = _check_n_bootstrap(n_bootstrap)
+    level = check_level(level)
+    n_rep = check_n_bootstrap(n_bootstrap)
     seed = check_seed(seed, name="seed")
     checked = []
     for c, value in candidates.items():

@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from mialab.metrics import AUC_KEY, min_nonmembers_for_fpr, tpr_key
-from mialab.metrics._inputs import check_fpr_targets
+from mialab.metrics._inputs import check_fpr_targets, check_level, check_n_bootstrap
 from mialab.metrics.family import family_intervals
-from mialab.metrics.intervals import _check_level, _check_n_bootstrap
 from mialab.seeding import check_seed
 from mialab.types import AttackResult
+from mialab.validation import is_real
 from mialab.metrics.verdict import scores_by_record
 
 __all__ = ["Budget", "BudgetOutcome", "GateResult", "parse_budget", "parse_budgets", "check_budgets", "gate_lines",
@@ -114,10 +114,10 @@ def _check_budget(metric: Any, fpr: Any, limit: Any, *, name: str, text: str | N
     if metric == "auc" and fpr is not None:
         raise ValueError(f"{name}: an auc budget has no FPR, {got}")
     if metric == "tpr":
-        if isinstance(fpr, bool) or not isinstance(fpr, (int, float)) or not 0.0 < fpr < 1.0:
-            hint = " (write a percentage with %, e.g. tpr@1%)" if isinstance(fpr, (int, float)) and fpr >= 1 else ""
+        if not is_real(fpr) or not 0.0 < fpr < 1.0:
+            hint = " (write a percentage with %, e.g. tpr@1%)" if is_real(fpr) and fpr >= 1 else ""
             raise ValueError(f"{name}: the FPR of a tpr budget must lie in (0, 1){hint}, {got}")
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0.0 <= limit <= 1.0:
+    if not is_real(limit) or not 0.0 <= limit <= 1.0:
         raise ValueError(f"{name}: the limit must be a number in [0, 1], {got}")
     if metric == "auc" and limit < 0.5:
         raise ValueError(f"{name}: an auc limit must be at least 0.5 (chance): a model that leaks nothing "
@@ -327,8 +327,8 @@ def check_budgets(
     if not parsed:
         raise ValueError("budgets must name at least one budget such as 'auc>0.6', got none")
     targets = check_fpr_targets(fpr_targets, name="fpr_targets")
-    level = _check_level(level)
-    n_bootstrap = _check_n_bootstrap(n_bootstrap)
+    level = check_level(level)
+    n_bootstrap = check_n_bootstrap(n_bootstrap)
     seed = check_seed(seed, name="seed")
     _, is_member, scores = scores_by_record(attacks)
     n_pos = int(np.count_nonzero(is_member))

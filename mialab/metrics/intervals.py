@@ -28,10 +28,13 @@ from scipy import stats
 from mialab.metrics._inputs import (
     check_fpr_target,
     check_fpr_targets,
+    check_level,
+    check_n_bootstrap,
     check_scores_membership,
     require_both_classes,
 )
 from mialab.seeding import check_seed
+from mialab.validation import check_real
 
 __all__ = ["bootstrap_intervals", "tpr_exact_bounds", "clopper_pearson", "tpr_key", "AUC_KEY", "THRESHOLD_KEYS"]
 
@@ -49,24 +52,6 @@ def tpr_key(fpr: float) -> str:
     The number is written with ``repr(float(fpr))``, the shortest text that reads back exactly.
     """
     return f"tpr_at_fpr_{check_fpr_target(fpr)!r}"
-
-
-def _check_level(level: Any) -> float:
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
-        raise TypeError(f"level must be a float in (0, 1), got {level!r} ({type(level).__name__})")
-    if not (0.0 < float(level) < 1.0):
-        raise ValueError(f"level must lie in the open interval (0, 1), got {float(level)!r}")
-    return float(level)
-
-
-def _check_n_bootstrap(n_bootstrap: Any) -> int:
-    if isinstance(n_bootstrap, (bool, np.bool_)) or not isinstance(n_bootstrap, (int, np.integer)):
-        raise TypeError(
-            f"n_bootstrap must be a positive int, got {n_bootstrap!r} ({type(n_bootstrap).__name__})"
-        )
-    if n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap}")
-    return int(n_bootstrap)
 
 
 def _max_false_positives(n_neg: np.ndarray, t: float, *, strict: bool = True) -> np.ndarray:
@@ -246,14 +231,12 @@ def bootstrap_intervals(
     """
     s, m = check_scores_membership(scores, is_member)
     targets = check_fpr_targets(fpr_targets, name="fpr_targets")
-    n_rep = _check_n_bootstrap(n_bootstrap)
-    level = _check_level(level)
+    n_rep = check_n_bootstrap(n_bootstrap)
+    level = check_level(level)
     seed = check_seed(seed, name="seed")
     require_both_classes(m, metric="bootstrap_intervals")
 
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or np.isnan(threshold)):
-        raise ValueError(f"threshold must be a real number (inf allowed) or None, got {threshold!r}")
+    threshold = check_real(threshold, name="threshold", finite=False, or_none=True)
     auc_reps, tpr_reps, rule_reps = _bootstrap_replicates(s, m, np.asarray(targets, dtype=np.float64),
                                                           n_rep, seed, None if threshold is None else float(threshold))
 
@@ -347,7 +330,7 @@ def tpr_exact_bounds(
     """
     s, m = check_scores_membership(scores, is_member)
     targets = check_fpr_targets(fpr_targets, name="fpr_targets")
-    level = _check_level(level)
+    level = check_level(level)
     n_pos, n_neg = require_both_classes(m, metric="tpr_exact_bounds")
     alpha = (1.0 - level) / 2.0  # per side
     a_order, a_binom = alpha / 2.0, alpha / 2.0

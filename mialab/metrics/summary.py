@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mialab.metrics._inputs import check_fpr_target, check_fpr_targets, require_both_classes
+from mialab.metrics._inputs import check_fpr_target, check_fpr_targets, check_priors, require_both_classes
 from mialab.metrics.intervals import (
     AUC_KEY,
     THRESHOLD_KEYS,
@@ -18,7 +18,7 @@ from mialab.metrics.intervals import (
     tpr_key,
 )
 from mialab.metrics.roc import _auc_by_ranks, _roc, _strict_point_index
-from mialab.metrics.threshold import PPV_PRIORS, Ppv, _check_priors, _ppv_from_counts, _threshold_metrics
+from mialab.metrics.threshold import PPV_PRIORS, Ppv, _ppv_from_counts, _threshold_metrics
 from mialab.types import AttackResult
 
 __all__ = ["AttackMetrics", "TprAtFpr", "evaluate", "min_nonmembers_for_fpr",
@@ -249,7 +249,7 @@ def evaluate(
     if not isinstance(result, AttackResult):
         raise TypeError(f"result must be an AttackResult, got {type(result).__name__}")
     targets = check_fpr_targets(fpr_targets, name="fpr_targets")
-    priors = _check_priors(priors)
+    priors = check_priors(priors)
     s, m = result.scores, result.is_member
     n_pos, n_neg = require_both_classes(m, metric=f"evaluate (attack {result.attack!r})")
 

@@ -13,8 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from mialab.metrics._inputs import check_scores_membership, check_threshold, require_both_classes
-from mialab.metrics.intervals import _check_level, clopper_pearson
+from mialab.metrics._inputs import (
+    check_level,
+    check_priors,
+    check_scores_membership,
+    check_threshold,
+    require_both_classes,
+)
+from mialab.metrics.intervals import clopper_pearson
 
 __all__ = ["ThresholdMetrics", "threshold_metrics", "Ppv", "ppv_at_priors", "PPV_PRIORS"]
 
@@ -149,19 +155,6 @@ def _ppv_from_counts(tp: int, n_pos: int, fp: int, n_neg: int, priors: Sequence[
     return tuple(out)
 
 
-def _check_priors(priors: Any) -> tuple[float, ...]:
-    if isinstance(priors, (str, bytes)) or not isinstance(priors, (Sequence, np.ndarray)):
-        raise TypeError(f"priors must be a sequence of floats in (0, 1), got {priors!r} ({type(priors).__name__})")
-    out = []
-    for i, p in enumerate(priors):
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-            raise TypeError(f"priors[{i}] must be a real number in (0, 1), got {p!r} ({type(p).__name__})")
-        if not 0.0 < float(p) < 1.0:
-            raise ValueError(f"priors[{i}] must lie in the open interval (0, 1), got {float(p)!r}")
-        out.append(float(p))
-    return tuple(out)
-
-
 def ppv_at_priors(scores: Any, is_member: Any, threshold: float, *,
                   priors: Sequence[float] = PPV_PRIORS, level: float = 0.95) -> tuple[Ppv, ...]:
     """Precision of ``score >= threshold`` if members made up a fraction ``prior`` of those queried.
@@ -190,8 +183,8 @@ def ppv_at_priors(scores: Any, is_member: Any, threshold: float, *,
     """
     s, m = check_scores_membership(scores, is_member)
     t = check_threshold(threshold, name="threshold")
-    pr = _check_priors(priors)
-    level = _check_level(level)
+    pr = check_priors(priors)
+    level = check_level(level)
     n_pos, n_neg = require_both_classes(m, metric="ppv_at_priors",
                                         why="the PPV needs the TPR and FPR of the rule")
     flagged = s >= t

@@ -12,19 +12,9 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from mialab.validation import check_choice, check_int, check_real
+
 __all__ = ["MODELS", "build_model", "model_names", "LogisticRegression", "MLP", "SmallCNN"]
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_rate(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
-    return float(value)
 
 
 class LogisticRegression(nn.Module):
@@ -44,9 +34,9 @@ class MLP(nn.Module):
     def __init__(self, input_shape: Sequence[int], n_classes: int, *, width: int = 256,
                  depth: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        _check_positive_int(width, "width")
-        _check_positive_int(depth, "depth")
-        _check_rate(dropout, "dropout")
+        width = check_int(width, name="width", low=1)
+        depth = check_int(depth, name="depth", low=1)
+        check_real(dropout, name="dropout", low=0.0, high=1.0, closed="left")
         layers: list[nn.Module] = [nn.Flatten()]
         d_in = math.prod(input_shape)
         for _ in range(depth):
@@ -76,10 +66,10 @@ class SmallCNN(nn.Module):
                 "model 'cnn' expects images of shape (C, 28, 28) or (C, 32, 32), "
                 f"got input_shape {tuple(input_shape)}"
             )
-        _check_positive_int(width, "width")
-        _check_positive_int(hidden, "hidden")
-        _check_positive_int(groups, "groups")
-        _check_rate(dropout, "dropout")
+        width = check_int(width, name="width", low=1)
+        hidden = check_int(hidden, name="hidden", low=1)
+        groups = check_int(groups, name="groups", low=1)
+        check_real(dropout, name="dropout", low=0.0, high=1.0, closed="left")
         if width % groups or (2 * width) % groups:
             raise ValueError(f"width must be divisible by groups={groups}, got width {width}")
         c, h, _ = input_shape
@@ -116,11 +106,8 @@ def build_model(name: str, *, input_shape: Sequence[int], n_classes: int, **hpar
     Parameters are initialised from PyTorch's global RNG: call inside
     :func:`mialab.seeding.torch_seeded` for a reproducible initialisation.
     """
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {model_names()}, got {name!r}")
-    _check_positive_int(n_classes, "n_classes")
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    check_choice(name, name="model", options=model_names())
+    n_classes = check_int(n_classes, name="n_classes", low=2)
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s <= 0 for s in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}")
