@@ -16,7 +16,8 @@ import numpy as np
 
 import mialab
 from mialab.attacks import AttackerData, make_attack
-from mialab.audit import target_like_shadow_membership, train_shadows, train_target
+from mialab.pipeline.compose import train_shadows, train_target
+from mialab.pipeline.threat import target_like_shadow_membership
 from mialab.metrics import roc_auc
 from mialab.seeding import derive_seed
 from mialab.training import logit_query
@@ -33,7 +34,7 @@ def main() -> None:
         target = train_target(ds, split, seed=seed)
         membership = target_like_shadow_membership(split, 8, seed=seed)
         shadows, membership = train_shadows(ds, split, membership, seed=seed)
-        attack = make_attack("label-only", random_state=derive_seed(seed, "attack", "label-only") % 2**32)
+        attack = make_attack("label-only", seed=derive_seed(seed, "attack", "label-only") % 2**32)
         pool, ids = membership.record_ids, split.evaluated
         obs = tuple(attack.observe(logit_query(s.model), ds.X[pool], ds.y[pool], pool) for s in shadows)
         target_obs = attack.observe(logit_query(target.model), ds.X[ids], ds.y[ids], ids)

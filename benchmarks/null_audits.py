@@ -37,7 +37,7 @@ B and C are read off; the reference attacks (lira-offline, rmia-offline), whose 
 evaluated records' columns (LiRA's pooled standard deviation runs over them), are refitted on
 every split. Label-only's perturbed copies are built once and sent to every model
 (:func:`label_queries`). On the first split of the first ``--verify-targets`` targets every
-attack is also run through the library's own ``mialab.audit.run_attack`` on exactly that split
+attack is also run through the library's own ``mialab.pipeline.runner.run_attack`` on exactly that split
 and the scores are compared (``verification``: equal to the last bit so far).
 
 The split, shadows and attacks are those of ``mialab.audit_model`` (the user-model audit):
@@ -73,7 +73,9 @@ from _stats import null_auc_variance  # noqa: E402  (the suite's exact, tie-corr
 import mialab  # noqa: E402
 from mialab.attacks import AttackerData, LabelOnlyAttack, make_attack  # noqa: E402
 from mialab.attacks.label_only import perturb  # noqa: E402
-from mialab.audit import run_attack, target_like_shadow_membership, train_shadows  # noqa: E402
+from mialab.pipeline.compose import train_shadows  # noqa: E402
+from mialab.pipeline.runner import run_attack  # noqa: E402
+from mialab.pipeline.threat import target_like_shadow_membership  # noqa: E402
 from mialab.config import DEFAULT_ATTACKS, AuditConfig  # noqa: E402
 from mialab.fleet import Job, train_jobs  # noqa: E402
 from mialab.metrics import evaluate  # noqa: E402
@@ -121,8 +123,8 @@ class NullTarget:
 
 
 def _attack(name: str, seed: int):
-    # the attack's seed as mialab.audit.attack_all derives it from the audit's seed
-    return make_attack(name, random_state=derive_seed(seed, "attack", name) % 2**32)
+    # the attack's seed as mialab.pipeline.runner.attack_all derives it from the audit's seed
+    return make_attack(name, seed=derive_seed(seed, "attack", name) % 2**32)
 
 
 def _subset(o: ModelOutputs, pos: np.ndarray) -> ModelOutputs:
@@ -240,7 +242,7 @@ def split_scores(nt: NullTarget, data, name: str, ids: np.ndarray) -> tuple[np.n
 
 
 def verify(nt: NullTarget, data, split: AuditSplit, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Run every attack through mialab.audit.run_attack on ``split`` and compare with the shortcut."""
+    """Run every attack through mialab.pipeline.runner.run_attack on ``split`` and compare with the shortcut."""
     out, cache = {}, {}
     for name, s in scores.items():
         res = run_attack(_attack(name, nt.seed), nt.target_query, nt.shadow_queries, data, split, nt.membership,
@@ -607,7 +609,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if rows:
                 result["pooled"][design] = summarise(rows, attacks)
     result["wall_s"] = time.perf_counter() - t0
-    from mialab.audit import hardware, versions
+    from mialab.pipeline.provenance import hardware, versions
 
     result["versions"], result["hardware"] = versions(), hardware()
     args.out.parent.mkdir(parents=True, exist_ok=True)

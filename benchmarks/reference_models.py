@@ -25,8 +25,9 @@ from pathlib import Path
 
 from mialab import AuditConfig, TrainConfig
 from mialab.attacks import make_attack
-from mialab.audit import (audit_split, online_reference_membership, run_attack, shadow_membership, train_shadows,
-                          train_target)
+from mialab.pipeline.compose import train_shadows, train_target
+from mialab.pipeline.runner import run_attack
+from mialab.pipeline.threat import audit_split, online_reference_membership, shadow_membership
 from mialab.data import load_dataset
 from mialab.metrics import evaluate
 from mialab.seeding import derive_seed
@@ -89,7 +90,7 @@ def main() -> None:
             queries, mm = (on_q, online) if is_online else (off_q, offline)
             sub = MembershipMatrix(matrix=mm.matrix[:k], record_ids=mm.record_ids)
             t = time.perf_counter()
-            res = run_attack(make_attack(name, random_state=args.seed, **params), tq, queries[:k], data, split, sub,
+            res = run_attack(make_attack(name, seed=args.seed, **params), tq, queries[:k], data, split, sub,
                              cache=cache)
             m = evaluate(res, n_bootstrap=200, seed=derive_seed(args.seed, "bootstrap"))
             rows.append({"k": k, "attack": label, "auc": m.auc, "auc_interval": list(m.auc_interval),

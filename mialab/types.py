@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from mialab.validation import check_int
+
 __all__ = [
     "AuditSplit",
     "MembershipMatrix",
@@ -102,8 +104,7 @@ class AuditSplit:
     reference: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_records, (int, np.integer)) or self.n_records <= 0:
-            raise ValueError(f"n_records must be a positive int, got {self.n_records!r}")
+        check_int(self.n_records, name="AuditSplit.n_records", low=1)  # True is not a count
         seen = np.zeros(self.n_records, dtype=np.int8)
         for part in _SPLIT_PARTS:
             arr = as_index_array(getattr(self, part), name=f"AuditSplit.{part}",
@@ -203,17 +204,18 @@ class MembershipMatrix:
 class ModelOutputs:
     """What a model released for some records: logits ``(n, C)`` or ``(n, n_queries, C)``.
 
-    Every derived quantity is computed on demand in float64 from ``log_softmax`` (stable for very
-    confident models) and has shape ``(n,)`` or ``(n, n_queries)``; nothing is cached by
-    mutating the record.
+    A plain record, checked when built. The signals attacks read from it (losses,
+    probabilities, confidence, entropies, the logit-scaled confidence) are pure functions in
+    :mod:`mialab.attacks.signals`, computed on demand in float64 from ``log_softmax``; nothing
+    is cached by mutating the record.
 
     Example
     -------
     >>> import numpy as np
     >>> out = ModelOutputs(record_ids=np.arange(2), labels=np.array([0, 1]),
     ...                    logits=np.array([[2.0, 0.0], [0.0, 0.0]]))
-    >>> np.round(out.loss(), 4).tolist()
-    [0.1269, 0.6931]
+    >>> out.n_records, out.n_classes, out.n_queries
+    (2, 2, 1)
     """
 
     record_ids: np.ndarray
@@ -266,107 +268,10 @@ class ModelOutputs:
         """1 for ``(n, C)`` logits, else the size of the query axis."""
         return 1 if self.logits.ndim == 2 else int(self.logits.shape[1])
 
-    def _label_index(self) -> np.ndarray:
-        # labels broadcast over the query axis, shaped for take_along_axis on the class axis
-        lab = self.labels.reshape((-1,) + (1,) * (self.logits.ndim - 1))
-        return np.broadcast_to(lab, self.logits.shape[:-1] + (1,))
-
-    # -- derived, float64 ----------------------------------------------------------------------
-    def log_probs(self) -> np.ndarray:
-        """log-softmax of the logits, float64, same shape as ``logits``.
-
-        ``log sum_j exp(z_j - z_max)`` is computed as ``log1p`` of the non-maximal terms, so the
-        loss of a very confident prediction stays resolved (``e^-40`` rather than 0).
-        """
-        z = self.logits.astype(np.float64)
-        top = z.argmax(axis=-1)[..., None]
-        z = z - np.take_along_axis(z, top, axis=-1)
-        e = np.exp(z)
-        np.put_along_axis(e, top, 0.0, axis=-1)
-        return z - np.log1p(e.sum(axis=-1, keepdims=True))
-
-    def probabilities(self) -> np.ndarray:
-        return np.exp(self.log_probs())
-
-    def confidence(self) -> np.ndarray:
-        """Maximum class probability."""
-        return np.exp(self.log_probs().max(axis=-1))
-
-    def true_class_log_prob(self) -> np.ndarray:
-        return np.take_along_axis(self.log_probs(), self._label_index(), axis=-1)[..., 0]
-
-    def true_class_prob(self) -> np.ndarray:
-        return np.exp(self.true_class_log_prob())
-
-    def loss(self) -> np.ndarray:
-        """Cross-entropy loss ``-log p_y``."""
-        return -self.true_class_log_prob()
-
-    def entropy(self) -> np.ndarray:
-        """Shannon entropy of the predicted distribution (nats)."""
-        lp = self.log_probs()
-        return -(np.exp(lp) * lp).sum(axis=-1)
-
-    def modified_entropy(self) -> np.ndarray:
-        """Song & Mittal (2021) modified entropy, lower for members.
-
-        ``Mentr(p, y) = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)``.
-        ``log(1 - p_i)`` is computed as ``log(sum_{j != i} p_j)`` so it stays finite when the
-        model is very confident.
-        """
-        lp = self.log_probs()
-        log1m = _log1m_probs(lp)
-        p = np.exp(lp)
-        onehot = np.zeros_like(lp, dtype=bool)
-        np.put_along_axis(onehot, self._label_index(), True, axis=-1)
-        term_y = -(np.exp(log1m) * lp)  # -(1 - p_y) log p_y, taken where onehot
-        term_other = -(p * log1m)  # -p_i log(1 - p_i), taken elsewhere
-        return np.where(onehot, term_y, term_other).sum(axis=-1)
-
-    def logit_scaled_confidence(self) -> np.ndarray:
-        """``log p_y - log(1 - p_y)`` (Carlini et al. 2022), computed without cancellation."""
-        return _logit_at(self.log_probs(), self._label_index())
-
-    def logit_scaled_max_confidence(self) -> np.ndarray:
-        """``log p_max - log(1 - p_max)``: monotone in the maximum confidence, but very
-        confident outputs stay distinct instead of all rounding to 1.0."""
-        lp = self.log_probs()
-        return _logit_at(lp, lp.argmax(axis=-1)[..., None])
-
-    def predicted_labels(self) -> np.ndarray:
-        return self.logits.argmax(axis=-1).astype(np.int64)
-
-    def correct(self) -> np.ndarray:
-        """Bool: predicted label equals the true label."""
-        pred = self.predicted_labels()
-        lab = self.labels if pred.ndim == 1 else self.labels[:, None]
-        return pred == lab
-
     def subset(self, positions: np.ndarray) -> "ModelOutputs":
         """The records at ``positions`` (indices into this record, not record ids)."""
         positions = np.asarray(positions)
         return ModelOutputs(self.record_ids[positions], self.labels[positions], self.logits[positions])
-
-
-def _logit_at(log_probs: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``log p_i - log(sum_{j != i} p_j)`` at class ``index`` (shaped like ``log_probs[..., :1]``)."""
-    lp_i = np.take_along_axis(log_probs, index, axis=-1)
-    others = log_probs.copy()
-    np.put_along_axis(others, index, -np.inf, axis=-1)
-    m = others.max(axis=-1, keepdims=True)
-    log_rest = m + np.log(np.exp(others - m).sum(axis=-1, keepdims=True))
-    return (lp_i - log_rest)[..., 0]
-
-
-def _log1m_probs(log_probs: np.ndarray) -> np.ndarray:
-    """``log(1 - p_i)`` for every class, as ``log sum_{j != i} p_j`` (no cancellation)."""
-    c = log_probs.shape[-1]
-    out = np.empty_like(log_probs)
-    for i in range(c):  # C is small (classes); keeps memory at one copy
-        others = np.delete(log_probs, i, axis=-1)
-        m = others.max(axis=-1)
-        out[..., i] = m + np.log(np.exp(others - m[..., None]).sum(axis=-1))
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The attacks' scikit-learn estimator contract: ``sklearn.base.clone``, ``get_params`` /
-``set_params`` round trips and a registered name that follows from the parameters.
+``set_params`` round trips and a registered name that follows from the parameters; the
+deprecated ``random_state`` alias of ``seed``.
 
 No fitting here (fast): clone of a fitted attack and ``score_samples`` are tested with the
 synthetic shadows of tests/test_attacks.py.
@@ -7,6 +8,9 @@ synthetic shadows of tests/test_attacks.py.
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -21,9 +25,9 @@ from mialab.attacks.base import ATTACKS, register_attack
 
 
 def _non_default(name: str):
-    """``make_attack(name)`` with a non-default ``random_state``, so a copy that silently falls
-    back to the defaults is caught."""
-    return make_attack(name, random_state=5)
+    """``make_attack(name)`` with a non-default ``seed``, so a copy that silently falls back to
+    the defaults is caught."""
+    return make_attack(name, seed=5)
 
 
 @pytest.mark.parametrize("name", attack_names())
@@ -31,7 +35,7 @@ def test_clone_is_the_same_attack(name):
     attack = _non_default(name)
     copy = clone(attack)
     assert copy is not attack and type(copy) is type(attack)
-    assert copy.get_params() == attack.get_params() and copy.get_params()["random_state"] == 5
+    assert copy.get_params() == attack.get_params() and copy.get_params()["seed"] == 5
     assert copy.get_params(deep=False) == attack.get_params(deep=False)
     assert copy.name == attack.name == name
 
@@ -53,20 +57,20 @@ def test_constructor_only_stores_its_arguments(name):
 @pytest.mark.parametrize("name", attack_names())
 def test_set_params_round_trip(name):
     source = _non_default(name)
-    target = make_attack(name, random_state=9)
+    target = make_attack(name, seed=9)
     assert target.set_params(**source.get_params(deep=True)) is target
     assert target.get_params() == source.get_params() and target.name == name
     assert target.set_params() is target and target.get_params() == source.get_params()
-    assert target.set_params(random_state=11).random_state == 11
+    assert target.set_params(seed=11).seed == 11
 
 
 @pytest.mark.parametrize("name", attack_names())
 def test_set_params_refuses_an_unknown_name_and_changes_nothing(name):
     attack = _non_default(name)
     before = attack.get_params()
-    with pytest.raises(ValueError, match=r"set_params: attack .* takes parameters \[.*'random_state'.*\], "
+    with pytest.raises(ValueError, match=r"set_params: attack .* takes parameters \[.*'seed'.*\], "
                                          r"got unknown \['bogus'\]"):
-        attack.set_params(random_state=7, bogus=1)
+        attack.set_params(seed=7, bogus=1)
     assert attack.get_params() == before  # checked before anything is set
 
 
@@ -103,8 +107,8 @@ class _WithEstimator(Attack):
 
     family = "with-estimator"
 
-    def __init__(self, *, classifier=None, random_state: int = 0) -> None:
-        super().__init__(random_state=random_state)
+    def __init__(self, *, classifier=None, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         self.classifier = classifier
 
     def _fit(self, data):
@@ -117,14 +121,86 @@ class _WithEstimator(Attack):
 def test_nested_estimator_parameters_follow_scikit_learn():
     attack = _WithEstimator(classifier=LogisticRegression(C=2.0))
     deep, shallow = attack.get_params(deep=True), attack.get_params(deep=False)
-    assert deep["classifier__C"] == 2.0 and set(shallow) == {"classifier", "random_state"}
-    assert attack.set_params(classifier__C=3.0, random_state=1) is attack
-    assert attack.classifier.C == 3.0 and attack.random_state == 1
+    assert deep["classifier__C"] == 2.0 and set(shallow) == {"classifier", "seed"}
+    assert attack.set_params(classifier__C=3.0, seed=1) is attack
+    assert attack.classifier.C == 3.0 and attack.seed == 1
     copy = clone(attack)  # clones the inner estimator too
     assert copy.classifier is not attack.classifier and copy.get_params()["classifier__C"] == 3.0
-    with pytest.raises(ValueError, match=r"parameter 'random_state' of attack 'with-estimator' is not an "
+    with pytest.raises(ValueError, match=r"parameter 'seed' of attack 'with-estimator' is not an "
                                          r"estimator, got nested parameters \['x'\]"):
-        attack.set_params(random_state__x=1)
+        attack.set_params(seed__x=1)
     with pytest.raises(ValueError, match=r"got unknown \['classifer__C'\]"):
         attack.set_params(classifer__C=1.0)
     assert attack.name == "with-estimator"  # unregistered: the family's name
+
+
+# ----------------------------------------------------------------------------------------------
+# random_state: a deprecated alias of seed, for one release
+# ----------------------------------------------------------------------------------------------
+_ALIAS_WARNING = r"random_state is deprecated for attacks: use seed"
+
+
+@pytest.mark.parametrize("name", attack_names())
+def test_random_state_warns_and_sets_seed(name):
+    with pytest.warns(DeprecationWarning, match=_ALIAS_WARNING) as record:
+        old = make_attack(name, random_state=5)
+    # the warning points at the caller (this file), not at mialab's constructors
+    assert [w.filename for w in record] == [__file__]
+    new = make_attack(name, seed=5)
+    # not a parameter of its own: the same attack as with seed, under the same name, recorded alike
+    assert old.get_params() == new.get_params() and old.seed == 5 and "random_state" not in old.get_params()
+    assert old.name == new.name == name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clone of an attack built with the alias warns no more
+        copy = clone(old)
+    assert copy.get_params() == new.get_params() and copy.name == name
+
+
+@pytest.mark.parametrize("cls", [MetricAttack, LiRA, RMIA])
+def test_random_state_in_every_constructor(cls):
+    with pytest.warns(DeprecationWarning, match=_ALIAS_WARNING) as record:
+        assert cls(random_state=3).get_params() == cls(seed=3).get_params()
+    assert [w.filename for w in record] == [__file__]
+
+
+def test_default_name_and_params_do_not_change():
+    # results.json records get_params() and the derived name: defaults give seed 0, no alias
+    for name in attack_names():
+        attack = make_attack(name)
+        assert attack.name == name and attack.get_params(deep=False)["seed"] == 0
+        assert type(attack.seed) is int and "random_state" not in attack.get_params()
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_seed_and_random_state_together_are_refused(seed):
+    # even seed=0, the default's value: passing both is refused whatever the values
+    with pytest.raises(ValueError, match=rf"pass seed or its deprecated alias random_state, not both: "
+                                         rf"got seed={seed} and random_state=1"):
+        make_attack("loss", seed=seed, random_state=1)
+    with pytest.raises(ValueError, match=r"not both"):
+        LiRA(seed=seed, random_state=1)
+    attack = make_attack("lira-online", seed=2)
+    with pytest.raises(ValueError, match=r"set_params: pass seed or its deprecated alias random_state, not both"):
+        attack.set_params(seed=seed, random_state=1)
+    assert attack.seed == 2
+
+
+def test_random_state_attribute_and_set_params_are_deprecated_aliases():
+    attack = make_attack("rmia-offline", seed=2)
+    with pytest.warns(DeprecationWarning, match=r"Attack.random_state is deprecated: use Attack.seed"):
+        assert attack.random_state == 2
+    with pytest.warns(DeprecationWarning, match=_ALIAS_WARNING):
+        assert attack.set_params(random_state=8, gamma=3.0) is attack
+    assert attack.seed == 8 and attack.gamma == 3.0 and "random_state" not in attack.get_params()
+
+
+def test_random_state_gives_the_same_scores():
+    # label-only draws its perturbed queries from the seed: the alias must draw the same ones
+    from mialab.attacks import LabelOnlyAttack
+
+    X = np.random.default_rng(0).random((5, 4))
+    with pytest.warns(DeprecationWarning):
+        old = LabelOnlyAttack(n_queries=3, noise=0.2, random_state=9)
+    new = LabelOnlyAttack(n_queries=3, noise=0.2, seed=9)
+    np.testing.assert_array_equal(old.query_seeds(X), new.query_seeds(X))
+    assert not np.array_equal(new.query_seeds(X), LabelOnlyAttack(n_queries=3, noise=0.2, seed=10).query_seeds(X))

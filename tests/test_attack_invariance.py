@@ -1,6 +1,6 @@
 """Every attack's scores are a property of each record, not of how records are ordered or numbered.
 
-For every registered attack the whole audit path (:func:`mialab.audit.run_attack`: observing
+For every registered attack the whole audit path (:func:`mialab.pipeline.runner.run_attack`: observing
 the models, fitting on attacker-side data, scoring the evaluated records) runs on a small world
 three more times:
 
@@ -25,7 +25,7 @@ import pytest
 
 from _seeds import seeded
 from mialab.attacks import attack_names, make_attack
-from mialab.audit import run_attack
+from mialab.pipeline.runner import run_attack
 from mialab.data import from_arrays
 from mialab.types import AuditSplit, MembershipMatrix
 
@@ -90,7 +90,7 @@ def world():
 
 def run(name: str, w: dict, *, X=None, y=None, split=None, shadow_membership=None, online_membership=None):
     """``{record id: score}`` and the threshold of attack ``name`` run on ``w`` (with overrides)."""
-    attack = make_attack(name, random_state=3, **PARAMS.get(name, {}))
+    attack = make_attack(name, seed=3, **PARAMS.get(name, {}))
     online = bool(getattr(attack, "online", False))
     ds = from_arrays(w["X"] if X is None else X, w["y"] if y is None else y, name="invariance", n_classes=C)
     membership = (online_membership or w["online_membership"]) if online else \
@@ -169,7 +169,7 @@ def test_renumbering_the_evaluated_records_keeps_each_records_score(world, basel
     if not (getattr(attack, "per_record", False) and attack.online):
         # online reference attacks calibrate on the evaluated records too (their reference models
         # trained on them), splitting them at random by record id: renumbering redraws that split
-        # like another random_state would; their scores do not depend on it
+        # like another seed would; their scores do not depend on it
         np.testing.assert_allclose(threshold, want_threshold, rtol=RTOL, atol=ATOL, err_msg=name)
 
 
@@ -189,7 +189,7 @@ def test_record_keys_follow_the_ids_not_their_positions():
     assert ((0 <= u) & (u < 1)).all() and abs((u < 0.5).mean() - 0.5) < 0.0195
     # RMIA keeps the population records with the smallest keys: the same ones however listed,
     # and a record kept among many candidates is kept among fewer
-    rmia = make_attack("rmia-offline", n_population=100, random_state=7)
+    rmia = make_attack("rmia-offline", n_population=100, seed=7)
     kept = set(ids[rmia._kept(ids)].tolist())
     assert len(kept) == 100 and kept == set(ids[order][rmia._kept(ids[order])].tolist())
     fewer = np.concatenate([np.array(sorted(kept)), ids[~np.isin(ids, list(kept))][:500]])

@@ -17,7 +17,7 @@ import pytest
 from scipy.special import logsumexp
 
 from _seeds import seeded
-from mialab.attacks import AttackerData, make_attack
+from mialab.attacks import AttackerData, make_attack, signals
 from mialab.attacks.shadow import sorted_logit_confidences
 from mialab.metrics import roc_auc
 from mialab.types import MembershipMatrix, ModelOutputs
@@ -102,7 +102,7 @@ def test_sorted_logit_confidences_match_an_oracle_from_the_logits():
     z[10:13] = [[800.0, 0.0, 0.0, -5.0, 1.0], [2.0, 2.0, 2.0, 2.0, 2.0], [60.0, 0.0, 0.0, 0.0, 0.0]]
     zs = -np.sort(-z, axis=1)
     oracle = np.array([[zs[r, i] - logsumexp(np.delete(zs[r], i)) for i in range(5)] for r in range(50)])
-    lp = ModelOutputs(np.arange(50), np.zeros(50, int), z).log_probs()
+    lp = signals.log_probs(ModelOutputs(np.arange(50), np.zeros(50, int), z))
     got = sorted_logit_confidences(lp)
     np.testing.assert_allclose(got, oracle, rtol=1e-12, atol=1e-12)
     assert (np.diff(got, axis=1) <= 0).all()  # decreasing, like the sorted probabilities

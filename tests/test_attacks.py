@@ -24,6 +24,7 @@ from mialab.attacks import (
     attack_names,
     choose_threshold,
     make_attack,
+    signals,
 )
 from mialab.attacks.label_only import perturb
 from mialab.metrics import evaluate, roc_auc, threshold_metrics
@@ -228,7 +229,7 @@ def test_registry_lists_every_attack():
 
 @pytest.mark.parametrize("name", attack_names())
 def test_unknown_parameter_names_the_allowed_ones(name):
-    with pytest.raises(ValueError, match=rf"attack '{name}' takes parameters \[.*'random_state'.*\], got unknown or fixed \['bogus'\]"):
+    with pytest.raises(ValueError, match=rf"attack '{name}' takes parameters \[.*'seed'.*\], got unknown or fixed \['bogus'\]"):
         make_attack(name, bogus=1)
 
 
@@ -236,11 +237,11 @@ def test_registered_attacks_cannot_be_turned_into_others_and_bad_values_fail_ear
     with pytest.raises(ValueError, match=r"unknown or fixed \['signal'\]"):
         make_attack("loss", signal="entropy")
     for name, params, match in [("loss", {"classwise": "no"}, "classwise must be a bool"),
-                                ("shadow", {"max_iter": -1}, "max_iter must be a positive int"),
-                                ("shadow", {"top_k": 0}, "top_k must be a positive int"),
+                                ("shadow", {"max_iter": -1}, "max_iter must be an int >= 1, got -1"),
+                                ("shadow", {"top_k": 0}, "top_k must be an int >= 1 or None"),
                                 ("label-only", {"flip": 1}, "flip must be a bool"),
                                 ("label-only", {"noise": (0.1, -1.0)}, "noise must be"),
-                                ("loss", {"random_state": -3}, "random_state")]:
+                                ("loss", {"seed": -3}, "seed")]:
         with pytest.raises(ValueError, match=match):
             make_attack(name, **params)
 
@@ -259,9 +260,9 @@ def test_score_before_fit_raises(name):
 
 @pytest.mark.parametrize("name", attack_names())
 def test_fit_returns_self_and_learns_only_underscore_attributes(name):
-    attack = make_attack(name, random_state=3)
+    attack = make_attack(name, seed=3)
     params = attack.get_params()
-    assert params["random_state"] == 3
+    assert params["seed"] == 3
     # the constructor stores hyperparameters only (the registered name is derived from them)
     assert set(vars(attack)) == set(params)
     before = set(vars(attack))
@@ -274,7 +275,7 @@ def test_fit_returns_self_and_learns_only_underscore_attributes(name):
 
 @pytest.mark.parametrize("name", attack_names())
 def test_scores_are_float64_finite_and_higher_for_members(name):
-    attack = fitted(name, data_seed=seeded(0), target_seed=seeded(1), n_target=800, random_state=seeded(0))
+    attack = fitted(name, data_seed=seeded(0), target_seed=seeded(1), n_target=800, seed=seeded(0))
     obs, member = synthetic_target(attack.access, seed=seeded(1), n=800)
     scores = score(attack, obs, seed=seeded(7))
     assert scores.dtype == np.float64 and scores.shape == (obs.n_records,)
@@ -315,7 +316,7 @@ def test_score_is_an_alias_of_score_samples(name):
 
 @pytest.mark.parametrize("name", attack_names())
 def test_clone_of_a_fitted_attack_is_unfitted_and_refits_identically(name):
-    attack = fitted(name, random_state=4)
+    attack = fitted(name, seed=4)
     copy = clone(attack)
     assert not copy.is_fitted and not [a for a in vars(copy) if a.endswith("_")]
     assert copy.get_params() == attack.get_params() and copy.name == name
@@ -325,10 +326,12 @@ def test_clone_of_a_fitted_attack_is_unfitted_and_refits_identically(name):
 
 
 @pytest.mark.parametrize("name", attack_names())
-def test_same_random_state_same_scores(name):
+def test_same_seed_same_scores(name):
     obs, _ = synthetic_target(make_attack(name).access)
-    a = score(fitted(name, random_state=11), obs)
-    b = score(fitted(name, random_state=11), obs)
+    a = score(fitted(name, seed=11), obs)
+    # the second attack through random_state, the deprecated alias of seed: the same scores
+    with pytest.warns(DeprecationWarning, match="random_state is deprecated for attacks: use seed"):
+        b = score(fitted(name, random_state=11), obs)
     np.testing.assert_array_equal(a, b)
 
 
@@ -345,11 +348,11 @@ def test_attacker_data_validation():
 # metric attacks: hand-checked scores and thresholds
 # ----------------------------------------------------------------------------------------------
 SIGNAL_OF = {
-    "threshold": lambda o: o.logit_scaled_max_confidence(),
-    "threshold-true-class": lambda o: o.logit_scaled_confidence(),
-    "loss": lambda o: -o.loss(),
-    "entropy": lambda o: -o.entropy(),
-    "modified-entropy": lambda o: -o.modified_entropy(),
+    "threshold": signals.logit_scaled_max_confidence,
+    "threshold-true-class": signals.logit_scaled_confidence,
+    "loss": lambda o: -signals.loss(o),
+    "entropy": lambda o: -signals.entropy(o),
+    "modified-entropy": lambda o: -signals.modified_entropy(o),
 }
 
 
@@ -380,7 +383,7 @@ def test_loss_attack_hand_case():
     # best rule: flag the three members; threshold halfway between -loss(3) and -loss(0.5)
     assert attack.threshold_ == pytest.approx((-loss(3.0) - loss(0.5)) / 2, rel=1e-12)
     np.testing.assert_allclose(attack.score_samples(obs[0]), [-loss(4.0), -loss(-1.0), -loss(0.5)], rtol=1e-12)
-    np.testing.assert_array_equal(attack.score_samples(obs[1]), -obs[1].loss())
+    np.testing.assert_array_equal(attack.score_samples(obs[1]), -signals.loss(obs[1]))
     assert np.all(attack.score_samples(obs[1])[matrix[1]] > attack.threshold_)
 
 
@@ -391,9 +394,9 @@ def test_metric_attack_averages_over_query_axis():
     obs = ModelOutputs(record_ids=np.arange(30), labels=labels,
                        logits=synthetic_logits(rng, labels, member, n_queries=5))
     attack = make_attack("loss").fit(synthetic_attacker_data("logits", n_queries=5))
-    np.testing.assert_allclose(attack.score_samples(obs), -obs.loss().mean(axis=1), rtol=1e-15)
+    np.testing.assert_allclose(attack.score_samples(obs), -signals.loss(obs).mean(axis=1), rtol=1e-15)
     correct = fitted("correctness").score_samples(obs)
-    np.testing.assert_array_equal(correct, obs.correct().mean(axis=1))
+    np.testing.assert_array_equal(correct, signals.correct(obs).mean(axis=1))
 
 
 def test_unknown_signal_is_refused_naming_the_known_ones():
@@ -437,17 +440,17 @@ def classwise_data(seed: int, n_per_class: int = 60, n_shadows: int = 2):
 def test_classwise_thresholds_per_class():
     data = classwise_data(seeded(0))
     attack = make_attack("loss", classwise=True).fit(data)
-    signals = np.concatenate([-o.loss() for o in data.observations])
+    sig = np.concatenate([-signals.loss(o) for o in data.observations])
     labels = np.concatenate([o.labels for o in data.observations])
     member = data.membership.matrix.reshape(-1)
-    want = [choose_threshold(signals[labels == c], member[labels == c]) for c in (0, 1)]
+    want = [choose_threshold(sig[labels == c], member[labels == c]) for c in (0, 1)]
     np.testing.assert_array_equal(attack.class_thresholds_, want)
     # each between its class's groups (they never overlap: classwise_data's docstring)
     assert -0.1 < want[0] < -0.01 and -4.0 < want[1] < -1.0
     assert attack.threshold_ == 0.0
     target = classwise_data(seeded(1)).observations[0]
     scores = attack.score_samples(target)
-    np.testing.assert_array_equal(scores, -target.loss() - attack.class_thresholds_[target.labels])
+    np.testing.assert_array_equal(scores, -signals.loss(target) - attack.class_thresholds_[target.labels])
     # per-class calibration separates what one global threshold cannot: with the four groups
     # apart and 30 records each, one threshold flags a prefix of the groups (by -loss: class 0
     # members, class 0 non-members, class 1 members, class 1 non-members), accuracy at most 3/4
@@ -469,7 +472,7 @@ def test_classwise_fallbacks_to_the_global_threshold():
     global_thr = make_attack("loss").fit(data).threshold_
     assert attack.class_thresholds_[1] == global_thr
     assert attack.class_thresholds_[0] == choose_threshold(
-        np.concatenate([-o.loss()[labels == 0] for o in data.observations]),
+        np.concatenate([-signals.loss(o)[labels == 0] for o in data.observations]),
         matrix[:, labels == 0].reshape(-1))
     # outputs with another number of classes are refused
     three = ModelOutputs(record_ids=np.arange(2), labels=np.array([0, 2]), logits=np.zeros((2, 3)))
@@ -507,10 +510,10 @@ def test_correctness_rule_based_identity():
     attack = make_attack("correctness").fit(synthetic_attacker_data("logits", seed=seeded(0)))
     scores = attack.score_samples(obs)
     assert set(np.unique(scores)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(scores, obs.correct().astype(float))
+    np.testing.assert_array_equal(scores, signals.correct(obs).astype(float))
     assert attack.threshold_ == 0.5
-    acc_in = obs.correct()[member].mean()
-    acc_out = obs.correct()[~member].mean()
+    acc_in = signals.correct(obs)[member].mean()
+    acc_out = signals.correct(obs)[~member].mean()
     # the synthetic gap is really there: P(correct) = int phi(z) Phi(z + peak)^3 dz is 0.9564
     # (peak 3) and 0.3933 (peak 0.5), so with 128 records each the binomial tails are
     # P(acc_in <= 0.8) = 5.5e-11 and P(acc_out >= 0.7) = 1.3e-12
@@ -544,7 +547,7 @@ def test_shadow_attack_separable_hand_case():
 def test_shadow_attack_learns_peakedness(per_class):
     data = synthetic_attacker_data("logits", seed=seeded(0), n_pool=400, n_shadows=2, peak_in=3.0, peak_out=1.0)
     attack = ShadowModelAttack(per_class=per_class, min_class_records=20, max_iter=40,
-                               random_state=seeded(0)).fit(data)
+                               seed=seeded(0)).fit(data)
     obs, member = synthetic_target("logits", seed=seeded(1), n=400, peak_in=3.0, peak_out=1.0)
     scores = attack.score_samples(obs)
     assert attack.threshold_ == 0.5
@@ -565,7 +568,7 @@ def test_shadow_per_class_falls_back_to_the_global_classifier():
 
 def test_shadow_top_k_validation():
     data = synthetic_attacker_data("logits", n_pool=120, n_shadows=2)
-    with pytest.raises(ValueError, match=r"top_k must be a positive int or None, got 0"):
+    with pytest.raises(ValueError, match=r"top_k must be an int >= 1 or None \(all classes\), got 0"):
         ShadowModelAttack(top_k=0, max_iter=5).fit(data)
     with pytest.raises(ValueError, match=rf"top_k must be in \[1, {N_CLASSES}\], got {N_CLASSES + 1}"):
         ShadowModelAttack(top_k=N_CLASSES + 1, max_iter=5).fit(data)
@@ -581,14 +584,14 @@ def test_shadow_top_k_validation():
         attack.score_samples(five)
 
 
-def test_shadow_attack_is_deterministic_whatever_its_random_state():
-    # the attack classifier is a convex fit solved to convergence: random_state, kept for the
+def test_shadow_attack_is_deterministic_whatever_its_seed():
+    # the attack classifier is a convex fit solved to convergence: seed, kept for the
     # common interface, changes nothing (ShadowModelAttack's docstring)
     data = synthetic_attacker_data("logits", n_pool=80, n_shadows=2)
     obs, _ = synthetic_target("logits")
-    a = ShadowModelAttack(random_state=1).fit(data)
-    b = ShadowModelAttack(random_state=2).fit(data)
-    assert a.get_params()["random_state"] == 1
+    a = ShadowModelAttack(seed=1).fit(data)
+    b = ShadowModelAttack(seed=2).fit(data)
+    assert a.get_params()["seed"] == 1
     np.testing.assert_array_equal(a.score_samples(obs), b.score_samples(obs))
 
 
@@ -718,15 +721,15 @@ def test_observe_accepts_logits_or_labels():
 def test_observe_is_reproducible_and_shared_by_shadows():
     X, y, ids = tabular_records()
     q1, q2 = linear_query(6, seed=1), linear_query(6, seed=2)
-    attack = LabelOnlyAttack(n_queries=4, noise=0.3, random_state=5)
+    attack = LabelOnlyAttack(n_queries=4, noise=0.3, seed=5)
     attack.observe(q1, X, y, ids)
     attack.observe(q2, X, y, ids)
     # every shadow model is asked the very same perturbed inputs
     np.testing.assert_array_equal(q1.calls[0], q2.calls[0])
-    # a fresh attack with the same random_state asks the same queries; another one does not
+    # a fresh attack with the same seed asks the same queries; another one does not
     q3 = linear_query(6, seed=1)
-    b = LabelOnlyAttack(n_queries=4, noise=0.3, random_state=5).observe(q3, X, y, ids)
-    LabelOnlyAttack(n_queries=4, noise=0.3, random_state=6).observe(q3, X, y, ids)
+    b = LabelOnlyAttack(n_queries=4, noise=0.3, seed=5).observe(q3, X, y, ids)
+    LabelOnlyAttack(n_queries=4, noise=0.3, seed=6).observe(q3, X, y, ids)
     np.testing.assert_array_equal(q3.calls[0], q1.calls[0])
     np.testing.assert_array_equal(b.predictions, attack.observe(q1, X, y, ids).predictions)
     assert not np.array_equal(q3.calls[1], q3.calls[0])
@@ -813,7 +816,7 @@ def test_label_only_observes_each_level_with_its_own_noise():
         seen.append(batch.copy())
         return np.tile([[1.0, 0.0]], (batch.shape[0], 1))
 
-    attack = LabelOnlyAttack(n_queries=5, noise=(0.0, 1.0), random_state=seeded(0))
+    attack = LabelOnlyAttack(n_queries=5, noise=(0.0, 1.0), seed=seeded(0))
     obs = attack.observe(query, X, np.zeros(3, int), np.arange(3))
     assert obs.predictions.shape == (3, 1 + 5 * 2)
     assert len(seen) == 2 and seen[0].shape == (3 * 6, 4) and seen[1].shape == (3 * 5, 4)
@@ -829,7 +832,8 @@ def build_memorised() -> dict:
     """The sanity pair's models (see :func:`memorised`), every seed shifted by MIALAB_TEST_SEED."""
     from sklearn.datasets import load_digits
 
-    from mialab.audit import shadow_membership, train_shadows, train_target
+    from mialab.pipeline.compose import train_shadows, train_target
+    from mialab.pipeline.threat import shadow_membership
     from mialab.data import from_arrays
     from mialab.training import TrainConfig, logit_query
     from mialab.types import AuditSplit
@@ -870,7 +874,8 @@ def memorised():
 
 def _online_references(m, split_key):
     """4 online reference models per split (each evaluated record IN for 2), trained once."""
-    from mialab.audit import online_reference_membership, train_shadows
+    from mialab.pipeline.compose import train_shadows
+    from mialab.pipeline.threat import online_reference_membership
     from mialab.training import logit_query
 
     key = ("online", split_key)
@@ -883,9 +888,9 @@ def _online_references(m, split_key):
 
 
 def _run(m, name, split_key, **params):
-    from mialab.audit import run_attack
+    from mialab.pipeline.runner import run_attack
 
-    attack = make_attack(name, random_state=seeded(0), **params)
+    attack = make_attack(name, seed=seeded(0), **params)
     if getattr(attack, "online", False):
         queries, membership = _online_references(m, split_key)
         return run_attack(attack, m["target_query"], queries, m["ds"], m[split_key], membership)
@@ -908,7 +913,7 @@ def test_loss_attack_detects_memorisation(memorised):
     np.testing.assert_array_equal(result.record_ids, memorised["split"].evaluated)
     np.testing.assert_array_equal(result.is_member, memorised["split"].evaluated_membership)
     assert np.isfinite(result.threshold) and result.params == {"signal": "loss", "classwise": False,
-                                                                "random_state": seeded(0)}
+                                                                "seed": seeded(0)}
     metrics = evaluate(result, n_bootstrap=300, seed=seeded(0))
     # over 24 seeds (MIALAB_TEST_SEED 0-23): AUC 0.982 mean, 0.008 SD, 0.961 min (10 SDs above
     # 0.9); accuracy at the shadow threshold 0.969 mean, 0.011 SD, 0.953 min (15 SDs above 0.8)

@@ -21,6 +21,7 @@ from mialab.defenses.dpsgd import DPSGD, check_private_trainable, default_delta 
 from mialab.metrics import roc_auc  # noqa: E402
 from mialab.models import build_model  # noqa: E402
 from mialab.training import TrainConfig, predict_logits, train_model  # noqa: E402
+from mialab.attacks import signals  # noqa: E402
 from mialab.types import ModelOutputs  # noqa: E402
 
 from _seeds import seeded  # noqa: E402
@@ -60,7 +61,7 @@ def _loss_attack_scores(model: nn.Module, digits) -> tuple[np.ndarray, np.ndarra
     """Loss-threshold attack (Yeom et al. 2018): (score = -loss, is_member), members first."""
     Xm, ym, Xn, yn = digits
     scores = [
-        -ModelOutputs(record_ids=np.arange(len(yy)), labels=yy, logits=predict_logits(model, XX)).loss()
+        -signals.loss(ModelOutputs(record_ids=np.arange(len(yy)), labels=yy, logits=predict_logits(model, XX)))
         for XX, yy in ((Xm, ym), (Xn, yn))
     ]
     return np.concatenate(scores), np.r_[np.ones(len(ym), bool), np.zeros(len(yn), bool)]

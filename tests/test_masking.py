@@ -23,6 +23,7 @@ from mialab.defenses.masking import (
     masked_query,
     released_logits,
 )
+from mialab.attacks import signals
 from mialab.types import ModelOutputs
 
 CLASS_COUNTS = (2, 3, 5, 10)
@@ -39,7 +40,7 @@ def probabilities(z: np.ndarray) -> np.ndarray:
     flat = z.reshape(z.shape[0], -1, z.shape[-1]) if z.ndim == 3 else z
     out = ModelOutputs(record_ids=np.arange(z.shape[0]), labels=np.zeros(z.shape[0], np.int64),
                        logits=flat)
-    return out.probabilities().reshape(z.shape)
+    return signals.probabilities(out).reshape(z.shape)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,8 +85,8 @@ def test_label_invariant_on_random_rows(random_logits):
         np.testing.assert_array_equal(released.argmax(axis=-1), label, err_msg=repr(mask))
         # and as mialab reads them
         out = ModelOutputs(record_ids=np.arange(len(z)), labels=label, logits=released)
-        np.testing.assert_array_equal(out.predicted_labels(), label, err_msg=repr(mask))
-        assert np.isfinite(out.loss()).all() and np.isfinite(out.logit_scaled_confidence()).all()
+        np.testing.assert_array_equal(signals.predicted_labels(out), label, err_msg=repr(mask))
+        assert np.isfinite(signals.loss(out)).all() and np.isfinite(signals.logit_scaled_confidence(out)).all()
 
 
 def test_label_invariant_with_query_axis_and_float32(random_logits):
@@ -245,7 +246,7 @@ def test_released_logits_representation():
     z = released_logits(q)
     np.testing.assert_allclose(z, [[np.log(0.6), np.log(0.3), np.log(RELEASE_FLOOR), np.log(0.1)]])
     # log-softmax of released logits: the released vector renormalised (zeros weigh the floor)
-    lp = ModelOutputs(record_ids=np.arange(1), labels=np.zeros(1, np.int64), logits=z).log_probs()
+    lp = signals.log_probs(ModelOutputs(record_ids=np.arange(1), labels=np.zeros(1, np.int64), logits=z))
     np.testing.assert_allclose(np.exp(lp), (np.maximum(q, RELEASE_FLOOR)) / (1 + RELEASE_FLOOR))
     with pytest.raises(ValueError, match="released probabilities must be >= 0"):
         released_logits(np.array([[0.5, -0.1]]))
@@ -316,7 +317,7 @@ def test_masked_query_composes_with_a_query_function():
     # what an attack builds from it is a valid record
     out = ModelOutputs(record_ids=np.arange(50), labels=np.zeros(50, np.int64),
                        logits=masked_query(query, TopKMask(2))(X))
-    assert np.isfinite(out.loss()).all()
+    assert np.isfinite(signals.loss(out)).all()
     with pytest.raises(TypeError, match="query must be a function"):
         masked_query(np.zeros(3), TopKMask(1))
     with pytest.raises(TypeError, match="mask must be an OutputMask"):

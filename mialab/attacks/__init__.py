@@ -2,7 +2,9 @@
 
 Every attack follows the fit/score_samples contract in :mod:`mialab.attacks.base` (with
 scikit-learn's ``get_params``/``set_params``, so ``sklearn.base.clone`` works) and returns
-float64 scores, higher = more likely member.
+float64 scores, higher = more likely member. Seeds are ``seed`` (``random_state`` is a deprecated
+alias for one release). The signals attacks read from released logits (loss, entropies,
+logit-scaled confidence, ...) are pure numpy functions in :mod:`mialab.attacks.signals`.
 """
 
 # importing the attack modules registers them, in this order

@@ -2,7 +2,7 @@
 
 Attacks follow scikit-learn's estimator contract, far enough that ``sklearn.base.clone`` works:
 the constructor stores its keyword arguments unchanged under the same names (including
-``random_state``), :meth:`Attack.get_params` returns them and :meth:`Attack.set_params` sets
+``seed``), :meth:`Attack.get_params` returns them and :meth:`Attack.set_params` sets
 them; :meth:`Attack.fit` learns from attacker-side data (the observations of shadow models on
 the attacker's pool, with their membership) and returns ``self``; :meth:`Attack.score_samples`
 returns float64 per-record membership scores, higher = more likely member (scikit-learn's name
@@ -17,11 +17,19 @@ How an attack sees a model is the attack's business too: :meth:`Attack.observe` 
 function ``X -> logits`` (what the deployed model releases) and returns what this attack looks
 at: :class:`~mialab.types.ModelOutputs` for score-based attacks, or
 :class:`~mialab.types.LabelQueries` for the label-only attack, which only ever uses labels.
+
+Seeds are ``seed``, as everywhere else in mialab. ``random_state``, the attacks' former name
+for it, is a deprecated alias for one release: passed to a constructor or to
+:meth:`Attack.set_params` it warns (``DeprecationWarning``) and sets ``seed``; it is not a
+parameter of its own (``get_params`` has no ``random_state``), so a clone, a recorded run and a
+derived name are the same whichever spelling built the attack.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -32,6 +40,7 @@ import numpy as np
 
 from mialab.seeding import check_seed
 from mialab.types import LabelQueries, MembershipMatrix, ModelOutputs, check_finite
+from mialab.validation import check_choice
 
 __all__ = [
     "Attack",
@@ -116,8 +125,51 @@ def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
     return float(mid) if lower < mid <= s[i] else float(s[i])
 
 
+class _DefaultSeed(int):
+    """The default seed 0, told apart from an explicit ``seed=0`` so that passing ``seed`` and
+    its deprecated alias ``random_state`` together is refused whatever the values. Constructors
+    store a plain ``0`` in its place, so it never leaves a signature."""
+
+    def __repr__(self) -> str:  # help() and inspect.signature show "seed: int = 0"
+        return "0"
+
+
+_DEFAULT_SEED = _DefaultSeed(0)
+#: deprecated parameter aliases, {old name: new name}; removed in the next release
+_DEPRECATED_PARAMS = {"random_state": "seed"}
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warn_deprecated(message: str) -> None:
+    """A ``DeprecationWarning`` pointed at the first caller outside ``mialab.attacks`` (a
+    constructor is reached through subclasses' constructors and :func:`make_attack`)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+def _seed_from(seed: Any, random_state: Any) -> Any:
+    """The seed a constructor stores, given ``seed`` and the deprecated ``random_state``."""
+    if random_state is None:
+        return 0 if seed is _DEFAULT_SEED else seed
+    if seed is not _DEFAULT_SEED:
+        raise ValueError(f"pass seed or its deprecated alias random_state, not both: got seed={seed!r} "
+                         f"and random_state={random_state!r}")
+    _warn_deprecated("random_state is deprecated for attacks: use seed (the same value, the same "
+                     "scores); random_state will be removed in the next release")
+    return random_state
+
+
 class Attack(ABC):
-    """Base class: see the module docstring for the contract."""
+    """Base class: see the module docstring for the contract.
+
+    Parameters
+    ----------
+    seed: the attack's seed (an int >= 0; validated by :meth:`fit`).
+    random_state: deprecated alias of ``seed`` (``DeprecationWarning``; passing both is a
+        ``ValueError``); removed in the next release.
+    """
 
     #: the family's name (``"metric"``, ``"lira"``): the name of an attack whose parameters
     #: match no registered attack (see :attr:`name`)
@@ -125,8 +177,21 @@ class Attack(ABC):
     #: what the attack needs released by the model: "logits" (scores) or "labels" only
     access: ClassVar[Literal["logits", "labels"]] = "logits"
 
-    def __init__(self, *, random_state: int = 0) -> None:
-        self.random_state = random_state
+    def __init__(self, *, seed: int = _DEFAULT_SEED, random_state: int | None = None) -> None:
+        self.seed = _seed_from(seed, random_state)
+
+    @property
+    def random_state(self) -> Any:
+        """Deprecated alias of :attr:`seed` (reading or setting it warns)."""
+        _warn_deprecated("Attack.random_state is deprecated: use Attack.seed; random_state will be removed "
+                         "in the next release")
+        return self.seed
+
+    @random_state.setter
+    def random_state(self, value: Any) -> None:
+        _warn_deprecated("Attack.random_state is deprecated: use Attack.seed; random_state will be removed "
+                         "in the next release")
+        self.seed = value
 
     def required_access(self) -> str:
         """The least a deployed model must release for this attack, among ``"label"`` (the
@@ -148,7 +213,7 @@ class Attack(ABC):
     def validate_params(self) -> None:
         """Raise ``ValueError`` naming any hyperparameter that is invalid (called by fit, and by
         :func:`check_attack_params` so a configuration fails before any model is trained)."""
-        check_seed(self.random_state, name="random_state")
+        check_seed(self.seed, name="seed")
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -212,9 +277,17 @@ class Attack(ABC):
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        # the constructor's keyword arguments are the hyperparameters (scikit-learn's rule)
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        # the constructor's keyword arguments are the hyperparameters (scikit-learn's rule),
+        # less deprecated aliases whose new name is one of them (they only set it)
+        names = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return [n for n in names if _DEPRECATED_PARAMS.get(n) not in names]
+
+    @classmethod
+    def _aliases(cls) -> dict[str, str]:
+        """The deprecated aliases this class's constructor accepts, {old name: new name}."""
+        names = inspect.signature(cls.__init__).parameters
+        return {old: new for old, new in _DEPRECATED_PARAMS.items() if old in names and new in names}
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's arguments ``{name: value}``, as stored (and recorded in results).
@@ -237,9 +310,18 @@ class Attack(ABC):
         checked by :meth:`fit` (and :meth:`validate_params`), as in scikit-learn.
 
         A parameter that defines the registered attack (``signal``, ``online``) may be changed
-        too; :attr:`name` follows it.
+        too; :attr:`name` follows it. The deprecated ``random_state`` sets ``seed`` (with a
+        ``DeprecationWarning``); passing both is a ``ValueError``.
         """
         valid = self._param_names()
+        for old, new in self._aliases().items():
+            if old in params:
+                if new in params:
+                    raise ValueError(f"set_params: pass {new} or its deprecated alias {old}, not both: got "
+                                     f"{new}={params[new]!r} and {old}={params[old]!r}")
+                _warn_deprecated(f"{old} is deprecated for attacks: use {new} (the same value, the same "
+                                 f"scores); {old} will be removed in the next release")
+                params = {(new if k == old else k): v for k, v in params.items()}
         nested: dict[str, dict[str, Any]] = {}
         unknown = []
         for key, value in params.items():
@@ -338,13 +420,13 @@ def check_attack_params(name: str, params: Mapping[str, Any]) -> None:
 
 
 def _build(name: str, params: Mapping[str, Any]) -> Attack:
-    if name not in ATTACKS:
-        raise ValueError(f"attack must be one of {attack_names()}, got {name!r}")
+    check_choice(name, name="attack", options=attack_names())
     if not isinstance(params, Mapping):
         raise TypeError(f"parameters of attack {name!r} must be a mapping of name -> value, got {params!r}")
     cls, fixed = ATTACKS[name]
     allowed = [p for p in cls._param_names() if p not in fixed]
-    unknown = sorted(set(params) - set(allowed))
+    # a deprecated alias is accepted (the constructor warns and maps it)
+    unknown = sorted(set(params) - set(allowed) - set(cls._aliases()))
     if unknown:
         raise ValueError(f"attack {name!r} takes parameters {allowed}, got unknown or fixed {unknown}")
     # the name is derived from the fixed arguments (Attack.name), so nothing is set afterwards

@@ -5,7 +5,7 @@ The attacker sees predicted labels only. Each record is queried as itself and as
 by up to ``max_shift`` pixels, optional horizontal flips and noise for images). The score is the
 fraction of the original and one level's copies whose predicted label equals the true label: a
 model tends to stay right around its training points. A record's copies are drawn from a seed
-derived from ``random_state`` and the record's feature values, so every model is asked the same
+derived from ``seed`` and the record's feature values, so every model is asked the same
 copies and renumbering the records changes nothing. How much noise separates members best
 depends on the model, so, as in the paper, the level is tuned on the shadow models (the one with
 the largest AUC), and the threshold is calibrated on them too.
@@ -14,17 +14,20 @@ the largest AUC), and the threshold is calibrated on them too.
 from __future__ import annotations
 
 import hashlib
+import numbers
 
 import numpy as np
 
-from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold, register_attack
+from mialab.attacks.base import _DEFAULT_SEED, Attack, AttackerData, Query, choose_threshold, register_attack
 from mialab.metrics import roc_auc
 from mialab.seeding import derive_seed
 from mialab.types import LabelQueries
+from mialab.validation import Interval, check_bool, check_int
 
 __all__ = ["LabelOnlyAttack", "perturb", "record_digests"]
 
 _CHUNK_ELEMENTS = 1 << 22  # floats per query chunk (~16 MB): keeps the batch cache-friendly
+_NOISE_LEVEL = Interval(numbers.Real, 0, None)  # a noise standard deviation: finite, >= 0
 
 
 def record_digests(X: np.ndarray) -> list[str]:
@@ -105,6 +108,8 @@ class LabelOnlyAttack(Attack):
         members and non-members best (largest AUC; ``noise_``).
     max_shift: largest pixel shift for images (ignored for tabular data).
     flip: also flip images horizontally (only meaningful where mirror images share a label).
+    seed: the seed the perturbed copies derive from; ``random_state`` is its deprecated alias
+        (see :class:`~mialab.attacks.base.Attack`).
     """
 
     family = "label-only"
@@ -115,8 +120,9 @@ class LabelOnlyAttack(Attack):
     observation_type = LabelQueries
 
     def __init__(self, *, n_queries: int = 16, noise: float | tuple[float, ...] = (0.05, 0.1, 0.2, 0.4),
-                 max_shift: int = 1, flip: bool = False, random_state: int = 0) -> None:
-        super().__init__(random_state=random_state)
+                 max_shift: int = 1, flip: bool = False, seed: int = _DEFAULT_SEED,
+                 random_state: int | None = None) -> None:
+        super().__init__(seed=seed, random_state=random_state)
         self.n_queries = n_queries
         self.noise = noise
         self.max_shift = max_shift
@@ -125,23 +131,19 @@ class LabelOnlyAttack(Attack):
     @property
     def noise_levels(self) -> tuple[float, ...]:
         levels = tuple(self.noise) if isinstance(self.noise, (tuple, list)) else (self.noise,)
-        bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, (int, float))
-               or not np.isfinite(v) or v < 0]
+        bad = [v for v in levels if v not in _NOISE_LEVEL]
         if not levels or bad:
             raise ValueError(f"noise must be a finite float >= 0 or a non-empty sequence of them, got {self.noise!r}")
         return tuple(float(v) for v in levels)
 
     def _validate_params(self) -> None:
-        if not isinstance(self.flip, bool):
-            raise ValueError(f"flip must be a bool, got {self.flip!r}")
+        check_bool(self.flip, name="flip")
         self._check_params()
 
     def _check_params(self) -> None:
-        if isinstance(self.n_queries, bool) or not isinstance(self.n_queries, int) or self.n_queries < 1:
-            raise ValueError(f"n_queries must be a positive int, got {self.n_queries!r}")
+        check_int(self.n_queries, name="n_queries", low=1)
         self.noise_levels  # noqa: B018  (validates)
-        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
-            raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
+        check_int(self.max_shift, name="max_shift", low=0)
 
     def _check_shape(self, X: np.ndarray) -> None:
         if X.ndim == 4 and self.max_shift >= min(X.shape[2], X.shape[3]):
@@ -180,10 +182,10 @@ class LabelOnlyAttack(Attack):
 
     def query_seeds(self, X: np.ndarray) -> np.ndarray:
         """Seeds ``(n_levels, n)`` of the perturbed copies of each record of ``X`` at each noise
-        level, derived from ``random_state``, the level's index and the record's feature values
+        level, derived from ``seed``, the level's index and the record's feature values
         (:func:`record_digests`): every model is asked the same copies of a record, and they do
         not depend on how the record is numbered or which records are queried with it."""
-        base = derive_seed(self.random_state, "label-only")
+        base = derive_seed(self.seed, "label-only")
         digests = record_digests(X)
         seeds = np.zeros((len(self.noise_levels), len(digests)), dtype=np.int64)
         for level_index in range(seeds.shape[0]):

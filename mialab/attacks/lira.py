@@ -33,9 +33,11 @@ import math
 import numpy as np
 from scipy.special import log_ndtr
 
-from mialab.attacks.base import register_attack
+from mialab.attacks import signals
+from mialab.attacks.base import _DEFAULT_SEED, register_attack
 from mialab.attacks.reference import ReferenceAttack
 from mialab.types import ModelOutputs
+from mialab.validation import check_bool, check_choice
 
 __all__ = ["LiRA", "gaussian_stats", "lira_scores"]
 
@@ -100,20 +102,18 @@ class LiRA(ReferenceAttack):
     family = "lira"
 
     def __init__(self, *, online: bool = False, variance: str = "fixed", augment: str = "auto",
-                 n_calibration: int = 8, random_state: int = 0) -> None:
-        super().__init__(augment=augment, n_calibration=n_calibration, random_state=random_state)
+                 n_calibration: int = 8, seed: int = _DEFAULT_SEED, random_state: int | None = None) -> None:
+        super().__init__(augment=augment, n_calibration=n_calibration, seed=seed, random_state=random_state)
         self.online = online
         self.variance = variance
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not isinstance(self.online, bool):
-            raise ValueError(f"online must be a bool, got {self.online!r}")
-        if self.variance not in _VARIANCES:
-            raise ValueError(f"variance must be one of {list(_VARIANCES)}, got {self.variance!r}")
+        check_bool(self.online, name="online")
+        check_choice(self.variance, name="variance", options=_VARIANCES)
 
     def _signal(self, o: ModelOutputs) -> np.ndarray:
-        return o.logit_scaled_confidence()
+        return signals.logit_scaled_confidence(o)
 
     def _scores(self, target, ref, ref_in, *, scored, population, fitted) -> np.ndarray:
         return lira_scores(target[scored], ref[:, scored], ref_in[:, scored], online=self.online,

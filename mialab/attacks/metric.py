@@ -22,18 +22,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mialab.attacks.base import Attack, AttackerData, choose_threshold, register_attack
+from mialab.attacks import signals
+from mialab.attacks.base import _DEFAULT_SEED, Attack, AttackerData, choose_threshold, register_attack
 from mialab.types import ModelOutputs
+from mialab.validation import check_bool, check_choice
 
 __all__ = ["MetricAttack", "CorrectnessAttack", "SIGNALS"]
 
 
 SIGNALS: dict[str, Callable[[ModelOutputs], np.ndarray]] = {
-    "confidence": lambda o: o.logit_scaled_max_confidence(),
-    "true-class-confidence": lambda o: o.logit_scaled_confidence(),
-    "loss": lambda o: -o.loss(),
-    "entropy": lambda o: -o.entropy(),
-    "modified-entropy": lambda o: -o.modified_entropy(),
+    "confidence": signals.logit_scaled_max_confidence,
+    "true-class-confidence": signals.logit_scaled_confidence,
+    "loss": lambda o: -signals.loss(o),
+    "entropy": lambda o: -signals.entropy(o),
+    "modified-entropy": lambda o: -signals.modified_entropy(o),
 }
 
 
@@ -44,20 +46,21 @@ class MetricAttack(Attack):
     ----------
     signal: one of :data:`SIGNALS`.
     classwise: calibrate one threshold per class instead of one global threshold.
+    seed: kept for the common attack interface (the attack draws nothing at random);
+        ``random_state`` is its deprecated alias (see :class:`~mialab.attacks.base.Attack`).
     """
 
     family = "metric"
 
-    def __init__(self, *, signal: str = "loss", classwise: bool = False, random_state: int = 0) -> None:
-        super().__init__(random_state=random_state)
+    def __init__(self, *, signal: str = "loss", classwise: bool = False, seed: int = _DEFAULT_SEED,
+                 random_state: int | None = None) -> None:
+        super().__init__(seed=seed, random_state=random_state)
         self.signal = signal
         self.classwise = classwise
 
     def _validate_params(self) -> None:
-        if self.signal not in SIGNALS:
-            raise ValueError(f"signal must be one of {sorted(SIGNALS)}, got {self.signal!r}")
-        if not isinstance(self.classwise, bool):
-            raise ValueError(f"classwise must be a bool, got {self.classwise!r}")
+        check_choice(self.signal, name="signal", options=sorted(SIGNALS))
+        check_bool(self.classwise, name="classwise")
 
     def required_access(self) -> str:
         # the maximum probability is the top-1 of a top-k release; every other signal reads
@@ -115,7 +118,7 @@ class CorrectnessAttack(Attack):
         self.threshold_ = 0.5
 
     def _score(self, observed: ModelOutputs) -> np.ndarray:
-        c = observed.correct()
+        c = signals.correct(observed)
         return (c.mean(axis=1) if c.ndim == 2 else c).astype(np.float64)
 
 

@@ -24,11 +24,11 @@ data alone, not on which records are evaluated.
 
 Nothing depends on the order in which records are listed: columns are kept in record-id order,
 and every random choice among records (which records a pseudo-target scores and which it
-compares against, which population records RMIA keeps) is keyed by ``(random_state, record id)``
+compares against, which population records RMIA keeps) is keyed by ``(seed, record id)``
 (:func:`~mialab.seeding.record_uniforms`), not by position. Nor does a scored record's score
 depend on its id: offline, scored records take part in no random choice; online, they enter the
 calibration split (their reference models trained on them), which only moves the threshold,
-as another ``random_state`` would (tests/test_attack_invariance.py).
+as another ``seed`` would (tests/test_attack_invariance.py).
 
 Query augmentations (``augment``): the score averages over several queries of each record,
 built as array operations and sent to the model in chunks: ``"mirror"`` (the image and its
@@ -43,9 +43,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from mialab.attacks.base import Attack, AttackerData, Query, choose_threshold
+from mialab.attacks.base import _DEFAULT_SEED, Attack, AttackerData, Query, choose_threshold
 from mialab.seeding import record_uniforms
 from mialab.types import ModelOutputs
+from mialab.validation import check_choice, check_int
 
 __all__ = ["ReferenceAttack", "augmented_queries", "AUGMENTATIONS", "QUERY_CHUNK"]
 
@@ -81,8 +82,7 @@ def augmented_queries(X: np.ndarray, augment: str) -> np.ndarray:
 
 
 def resolve_augment(augment: str, ndim: int) -> str:
-    if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
+    check_choice(augment, name="augment", options=AUGMENTATIONS)
     if augment == "auto":
         return "mirror" if ndim == 4 else "none"
     return augment
@@ -99,17 +99,15 @@ class ReferenceAttack(Attack):
     #: compares scored records with population records (RMIA)
     uses_population: ClassVar[bool] = False
 
-    def __init__(self, *, augment: str = "auto", n_calibration: int = 8, random_state: int = 0) -> None:
-        super().__init__(random_state=random_state)
+    def __init__(self, *, augment: str = "auto", n_calibration: int = 8, seed: int = _DEFAULT_SEED,
+                 random_state: int | None = None) -> None:
+        super().__init__(seed=seed, random_state=random_state)
         self.augment = augment
         self.n_calibration = n_calibration
 
     def _validate_params(self) -> None:
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {self.augment!r}")
-        n = self.n_calibration
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_calibration must be an int >= 1, got {n!r}")
+        check_choice(self.augment, name="augment", options=AUGMENTATIONS)
+        check_int(self.n_calibration, name="n_calibration", low=1)
 
     # -- observing ------------------------------------------------------------------------------
     def observation_key(self, input_ndim: int) -> tuple:
@@ -194,7 +192,7 @@ class ReferenceAttack(Attack):
         if not self.uses_population:
             return (others, cols, np.zeros(0, np.int64)) if cols.size else None
         ids = np.arange(n) if ids is None else np.asarray(ids)
-        to_score = record_uniforms(self.random_state, ids[cols], "pseudo-target", k) < 0.5
+        to_score = record_uniforms(self.seed, ids[cols], "pseudo-target", k) < 0.5
         scored, population = cols[to_score], cols[~to_score]
         population = population[~ref_in[k, population]]
         if not scored.size or not population.size:

@@ -24,7 +24,7 @@ the neighbouring population ratios, ``(count + r) / (m + 1)`` with ``r`` in ``[0
 in the same bracket stay ordered. ``interpolate=False`` gives the plain fraction ``count / m``.
 
 ``n_population`` caps the population records compared against: those with the smallest
-:func:`~mialab.seeding.record_uniforms` keys of ``(random_state, record id)`` are kept, so
+:func:`~mialab.seeding.record_uniforms` keys of ``(seed, record id)`` are kept, so
 the draw does not depend on how the candidates are listed, and a record kept among many
 candidates is kept among fewer. ``a`` is tuned, and the threshold calibrated, on the records
 the reference models trained on (never on evaluated records offline; see
@@ -34,13 +34,17 @@ reference model, 0.5.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from mialab.attacks.base import register_attack
+from mialab.attacks import signals
+from mialab.attacks.base import _DEFAULT_SEED, register_attack
 from mialab.attacks.reference import ReferenceAttack
 from mialab.metrics import roc_auc
 from mialab.seeding import record_uniforms
 from mialab.types import ModelOutputs
+from mialab.validation import Interval, check_bool, check_int, check_real
 
 __all__ = ["RMIA", "rmia_scores"]
 
@@ -96,8 +100,8 @@ class RMIA(ReferenceAttack):
 
     def __init__(self, *, online: bool = False, gamma: float = 2.0, offline_a: float | str = "auto",
                  interpolate: bool = True, n_population: int = 5000, augment: str = "auto",
-                 n_calibration: int = 8, random_state: int = 0) -> None:
-        super().__init__(augment=augment, n_calibration=n_calibration, random_state=random_state)
+                 n_calibration: int = 8, seed: int = _DEFAULT_SEED, random_state: int | None = None) -> None:
+        super().__init__(augment=augment, n_calibration=n_calibration, seed=seed, random_state=random_state)
         self.online = online
         self.gamma = gamma
         self.offline_a = offline_a
@@ -106,20 +110,16 @@ class RMIA(ReferenceAttack):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not isinstance(self.online, bool) or not isinstance(self.interpolate, bool):
-            raise ValueError(f"online and interpolate must be bools, got {self.online!r} and {self.interpolate!r}")
-        g = self.gamma
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 < g < float("inf"):
-            raise ValueError(f"gamma must be a finite number > 0, got {g!r}")
+        check_bool(self.online, name="online")
+        check_bool(self.interpolate, name="interpolate")
+        check_real(self.gamma, name="gamma", low=0, closed="neither")
         a = self.offline_a
-        if a != "auto" and (isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1):
+        if not (isinstance(a, str) and a == "auto") and a not in Interval(numbers.Real, 0, 1):
             raise ValueError(f"offline_a must be a number in [0, 1] or 'auto', got {a!r}")
-        n = self.n_population
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_population must be an int >= 1, got {n!r}")
+        check_int(self.n_population, name="n_population", low=1)
 
     def _signal(self, o: ModelOutputs) -> np.ndarray:
-        return o.true_class_prob()
+        return signals.true_class_prob(o)
 
     def population_ids(self, exclude=()) -> np.ndarray:
         """Up to ``n_population`` usable attacker-side records outside ``exclude`` (the scored
@@ -134,7 +134,7 @@ class RMIA(ReferenceAttack):
         with the smallest keys, a choice that depends on the ids, not on their order."""
         if ids.size <= self.n_population:
             return np.arange(ids.size)
-        keys = record_uniforms(self.random_state, ids, "population")
+        keys = record_uniforms(self.seed, ids, "population")
         return np.sort(np.lexsort((ids, keys))[: self.n_population])
 
     def _scores(self, target, ref, ref_in, *, scored, population, fitted) -> np.ndarray:

@@ -41,8 +41,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import SplineTransformer
 
-from mialab.attacks.base import Attack, AttackerData, register_attack
+from mialab.attacks import signals
+from mialab.attacks.base import _DEFAULT_SEED, Attack, AttackerData, register_attack
 from mialab.types import ModelOutputs
+from mialab.validation import check_bool, check_int
 
 __all__ = ["ShadowModelAttack", "sorted_logit_confidences"]
 
@@ -96,8 +98,9 @@ class ShadowModelAttack(Attack):
         steps; scikit-learn warns when the cap stops it first).
     min_class_records: fewest shadow records of each membership a per-class classifier needs.
     true_class: add the true class's logit-scaled confidence to the features.
-    random_state: kept for the common attack interface; the fit is deterministic (a convex
-        problem solved to convergence), so it does not change the scores.
+    seed: kept for the common attack interface; the fit is deterministic (a convex
+        problem solved to convergence), so it does not change the scores. ``random_state`` is
+        its deprecated alias (see :class:`~mialab.attacks.base.Attack`).
 
     Classifiers weight members and non-members equally (``class_weight="balanced"``), so the
     decision threshold 0.5 on the member probability is the balanced rule learned on attacker
@@ -109,8 +112,9 @@ class ShadowModelAttack(Attack):
     family = "shadow"
 
     def __init__(self, *, per_class: bool = False, top_k: int | None = None, max_iter: int = 100,
-                 min_class_records: int = 20, true_class: bool = True, random_state: int = 0) -> None:
-        super().__init__(random_state=random_state)
+                 min_class_records: int = 20, true_class: bool = True, seed: int = _DEFAULT_SEED,
+                 random_state: int | None = None) -> None:
+        super().__init__(seed=seed, random_state=random_state)
         self.true_class = true_class
         self.per_class = per_class
         self.top_k = top_k
@@ -119,20 +123,15 @@ class ShadowModelAttack(Attack):
 
     def _validate_params(self) -> None:
         for name in ("per_class", "true_class"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name=name)
         for name in ("max_iter", "min_class_records"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        k = self.top_k
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"top_k must be a positive int or None, got {k!r}")
+            check_int(getattr(self, name), name=name, low=1)
+        check_int(self.top_k, name="top_k", low=1, or_none="all classes")
 
     def _features(self, o: ModelOutputs, *, with_label: bool) -> np.ndarray:
         """``(n, k [+ 1] [+ C])``: sorted logit-scaled confidences (averaged over query
         augmentations), the true class's logit-scaled confidence, the one-hot label."""
-        feats = sorted_logit_confidences(o.log_probs())
+        feats = sorted_logit_confidences(signals.log_probs(o))
         if feats.ndim == 3:  # several queries per record: average each rank over the queries
             feats = feats.mean(axis=1)
         if self.top_k is not None:
@@ -140,7 +139,7 @@ class ShadowModelAttack(Attack):
                 raise ValueError(f"top_k must be in [1, {o.n_classes}], got {self.top_k}")
             feats = feats[:, : self.top_k]
         if self.true_class:
-            lsc = o.logit_scaled_confidence()
+            lsc = signals.logit_scaled_confidence(o)
             feats = np.hstack([feats, (lsc.mean(axis=1) if lsc.ndim == 2 else lsc)[:, None]])
         if with_label:
             onehot = np.zeros((o.n_records, o.n_classes))
