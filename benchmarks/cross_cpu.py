@@ -34,7 +34,7 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 import mialab
-from mialab.audit import hardware
+from mialab.pipeline.provenance import hardware
 res = mialab.audit("digits", seed=int(sys.argv[1]), quiet=True)
 print(json.dumps({"hardware": hardware(), "attacks": {
     m: {"auc": res.metrics[m].auc, "tpr_at_1pct": res.metrics[m].tpr_at(0.01).tpr,
@@ -64,7 +64,9 @@ def jitter_spread(seed: int, n_draws: int = 20, scale: float = 1e-6) -> dict[str
     import numpy as np
 
     import mialab
-    from mialab.audit import attack_all, audit_split, target_like_shadow_membership, train_shadows, train_target
+    from mialab.pipeline.compose import train_shadows, train_target
+    from mialab.pipeline.runner import attack_all
+    from mialab.pipeline.threat import audit_split, target_like_shadow_membership
     from mialab.config import AuditConfig
     from mialab.data import load_dataset
     from mialab.training import logit_query

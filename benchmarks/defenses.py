@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 from mialab import TrainConfig
-from mialab.comparison import compare_defenses, recommend
+from mialab.api import compare_defenses
+from mialab.comparison import recommend
 from mialab.report import plot_tradeoff
 
 HERE = Path(__file__).resolve().parent

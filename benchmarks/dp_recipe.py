@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from mialab import AuditConfig, TrainConfig
-from mialab.audit import audit_split, train_target
+from mialab.pipeline.compose import train_target
+from mialab.pipeline.threat import audit_split
 from mialab.data import load_dataset
 from mialab.defenses import make_defense
 

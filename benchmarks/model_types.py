@@ -8,7 +8,7 @@
 **Models.** scikit-learn's ``LogisticRegression`` (linear), ``RandomForestClassifier`` and
 ``HistGradientBoostingClassifier`` (tree-based, default hyperparameters, forests fully grown),
 mialab's MLP (2 x 256, Adam 1e-3, 30 epochs, batch 64; trained with
-:func:`mialab.audit.train_target`, audited with ``model_factory="mlp"``) and mialab's CNN
+:func:`mialab.pipeline.compose.train_target`, audited with ``model_factory="mlp"``) and mialab's CNN
 (width 16, hidden 64, 15 epochs; Fashion-MNIST only). Every model is audited through
 :func:`mialab.audit_model` at ``access="probabilities"`` (what ``predict_proba`` releases; the
 torch models are held to the same access so that only the model differs), with the same six
@@ -19,7 +19,7 @@ same recipe), each on as many records as the target.
 **Data and split.** scikit-learn's digits (1,797 records, 10 classes, target trains on 599),
 Fashion-MNIST (target trains on 2,000; 2,000 test records) and scikit-learn's breast-cancer
 set (``load_breast_cancer``: 569 records, 30 features min-max scaled to [0, 1], 2 classes; target
-trains on 200). The split is :func:`mialab.audit.audit_split` (the built-in audit's): members are
+trains on 200). The split is :func:`mialab.pipeline.threat.audit_split` (the built-in audit's): members are
 a stratified 20% of the target's training set, as many non-members with the same class counts;
 shadow models draw from the attacker's pool (at most twice the target's training size of it,
 the same records for every model of a dataset). Utility: accuracy on the target's whole
@@ -56,7 +56,9 @@ import numpy as np
 
 import mialab
 from mialab import AuditConfig, TrainConfig
-from mialab.audit import audit_split, train_target, versions
+from mialab.pipeline.compose import train_target
+from mialab.pipeline.provenance import versions
+from mialab.pipeline.threat import audit_split
 from mialab.data import Dataset, from_arrays
 from mialab.seeding import derive_seed, numpy_rng
 from mialab.types import AuditSplit

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> tuple[mialab.AuditResults, mialab.Aud
     api.n_queried = 0
     plain = mialab.audit_model(api, **common, name="label-api", out=f"{args.out}/no-population")
     print("\n=== 1. labels only, no population: the rule-based correctness attack ===")
-    print(mialab.summary_table(plain))
+    print(plain.summary())
     m = plain.metrics["correctness"]
     print(f"\ncorrectness attack accuracy {100 * m.accuracy:.1f}% = 50% + gap/2 "
           f"({100 * (0.5 + plain.target['generalization_gap'] / 2):.1f}%); queries sent: {api.n_queried}")
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> tuple[mialab.AuditResults, mialab.Aud
                                   n_shadows=2 if args.quick else 8, name="label-api",
                                   out=f"{args.out}/with-shadows")
     print("\n=== 2. with a population and look-alike models: label-only attack ===")
-    print(mialab.summary_table(shadowed))
+    print(shadowed.summary())
     lo = shadowed.metrics["label-only"]
     print(f"\nlabel-only attack: AUC {lo.auc:.3f} [{lo.auc_interval[0]:.3f}, {lo.auc_interval[1]:.3f}], "
           f"TPR at 1% FPR {100 * lo.tpr_at(0.01).tpr:.1f}% "

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> mialab.AuditResults:
         quiet=args.quick,
     )
 
-    print(mialab.summary_table(results))
+    print(results.summary())
     worst = results.worst_case()
     tpr = worst.tpr_at(0.01)
     print(f"\nworst-case attack: {worst.attack}, AUC {worst.auc:.3f} "

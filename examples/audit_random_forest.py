@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> mialab.AuditResults:
     )
 
     print()
-    print(mialab.summary_table(results))
+    print(results.summary())
     worst = results.worst_case()
     print(f"\nworst-case attack: {worst.attack}, AUC {worst.auc:.3f} "
           f"[{worst.auc_interval[0]:.3f}, {worst.auc_interval[1]:.3f}], "

@@ -37,4 +37,4 @@ results = mialab.audit(
     n_shadows=4,
     attack_params={"label-only": {"n_queries": 8, "max_shift": 1, "noise": 0.05}},
 )
-print(mialab.summary_table(results))
+print(results.summary())

@@ -16,7 +16,7 @@ results = mialab.audit(
     out="runs/quickstart",
     overwrite=True,  # replace the previous run of this example, whole
 )
-print(mialab.summary_table(results))
+print(results.summary())
 
 worst = results.worst_case()
 print(f"\nworst-case attack: {worst.attack}, AUC {worst.auc:.3f} "

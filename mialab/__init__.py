@@ -2,7 +2,7 @@
 
 >>> import mialab
 >>> results = mialab.audit("digits", model="mlp", seed=0, out="runs/quickstart")  # doctest: +SKIP
->>> print(mialab.summary_table(results))  # doctest: +SKIP
+>>> print(results.summary())  # doctest: +SKIP
 
 The names below load lazily (PEP 562): ``import mialab`` or ``import mialab.metrics`` does not
 import PyTorch; the first use of ``mialab.audit`` (say) imports what it needs.
@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
-import types
 from typing import Any
 
 from mialab._version import __version__
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "audit": "mialab.audit",
-    "audit_model": "mialab.own_model",
-    "compare_defenses": "mialab.comparison",
+    "audit": "mialab.api",
+    "audit_model": "mialab.api",
+    "compare_defenses": "mialab.api",
     "recommend": "mialab.comparison",
     "DefenseComparison": "mialab.comparison",
     "make_attack": "mialab.attacks",
@@ -57,18 +55,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """The package's module type: a submodule named like a public function (``mialab.audit``,
-    the module, vs ``mialab.audit``, the function) must not replace the function when the
-    import system binds the submodule on the package after importing it."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__ \
-                and hasattr(value, name):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the model releases to the attacks (default: probabilities)")
     m.add_argument("--top-k", type=int, help="k of --access top_k (required with it)")
     m.add_argument("--attacks", help="comma-separated attack names (default: all that fit the access level)")
-    m.add_argument("--shadows", type=int, default=8, help="shadow models trained like the target (default 8)")
+    m.add_argument("--config", type=Path, help="TOML file with the AuditConfig settings that apply to a user's model "
+                                               "(attacks, attack_params, fpr_targets, n_shadows, seed, training, "
+                                               "fail_if, ...); flags override it (default: none)")
+    m.add_argument("--shadows", type=int, help="shadow models trained like the target (default 8)")
     m.add_argument("--reference-models", type=int,
                    help="reference models of the online attacks; even (default: --shadows rounded up to even)")
     m.add_argument("--n-target-train", type=int,
@@ -127,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=int, help="shadow training batch size (default 64)")
     m.add_argument("--lr", type=float, help="shadow training learning rate (default 0.001)")
     m.add_argument("--fail-if", action="append", metavar="EXPR", help=_GATE_HELP.format(""))
-    _add_run_args(m, out="runs/own-model-seed<seed>", defaults=True)
+    _add_run_args(m, out="runs/own-model-seed<seed>", defaults=False)
     sub.add_parser("list", help="list datasets, models, attacks and defenses")
     c = sub.add_parser("cache", help="show or clear the cache of trained models",
                        description="The cache keeps trained target, shadow and reference models so that a "
@@ -219,12 +222,18 @@ def _report_defenses() -> tuple[str, ...]:
     return REPORT_DEFENSES
 
 
-def config_from_args(args: argparse.Namespace):
-    """The AuditConfig the arguments describe: the TOML file (if any), then explicit flags."""
+#: the flags of `mialab audit-model` that set AuditConfig fields (those that apply to a user's model)
+_MODEL_FLAGS = ("shadows", "reference_models", "n_target_train", "seed", "bootstrap", "epochs", "batch_size", "lr",
+                "width", "depth", "dropout")
+
+
+def _settings(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:
+    """The settings of ``--config`` (a TOML file, if given) as a dict, with every flag of
+    ``fields`` (flag -> field, or "group.field") that was given written over them."""
     from mialab.config import AuditConfig
 
     base: dict[str, Any] = AuditConfig.from_toml(args.config).to_dict() if args.config else {}
-    for flag, target in _FIELDS.items():
+    for flag, target in fields.items():
         value = getattr(args, flag)
         if value is None:
             continue
@@ -233,6 +242,14 @@ def config_from_args(args: argparse.Namespace):
             base.setdefault(group, {})[key] = value
         else:
             base[target] = value
+    return base
+
+
+def config_from_args(args: argparse.Namespace):
+    """The AuditConfig the arguments describe: the TOML file (if any), then explicit flags."""
+    from mialab.config import AuditConfig
+
+    base = _settings(args, _FIELDS)
     if args.download:
         base["download"] = True
     if args.standardize:
@@ -277,10 +294,9 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
     the run directory with the report. Candidates are written under ``<out>/defenses/<name>/``;
     the whole directory appears only once complete (nothing is written before the end).
     With ``gate`` and budgets (``fail_if``), returns the privacy gate's exit code."""
-    from mialab.audit import audit
-    from mialab.comparison import compare_defenses
+    from mialab.api import audit, compare_defenses
     from mialab.data import from_csv
-    from mialab.report import check_run_dir, summary_table, write_run
+    from mialab.report import check_run_dir, write_run
 
     if (args.csv is None) != (args.label_column is None):
         raise ValueError("--csv and --label-column go together: give both or neither")
@@ -318,10 +334,9 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
         results.defense_comparison = comparison.summary(max_utility_drop=args.max_utility_drop,
                                                         target_auc=args.target_auc)
         results.timings["defense_comparison_s"] = comparison.wall_time_s
-    privacy = _privacy_gate(results, config.fail_if, fpr_targets=config.fpr_targets,
-                            n_bootstrap=config.n_bootstrap, seed=config.seed)
+    privacy = results.gate  # the audit checked config.fail_if (None without budgets)
     write_run(results, out, overwrite=args.overwrite, comparison=comparison if names else None)
-    print(summary_table(results))
+    print(results.summary())
     if names:
         print("\n" + comparison.table())
         print("\n" + results.defense_comparison["recommendation"]["verdict"])
@@ -331,26 +346,6 @@ def _run(args: argparse.Namespace, candidates: str | None, *, explicit: bool, ga
         print("\n" + "\n".join(gate_lines(privacy)))
     print(f"\nrun directory: {out}\nreport: {Path(out) / 'report.html'} (also report.md, results.json)")
     return 0 if privacy is None else int(privacy["exit_code"])
-
-
-def _privacy_gate(results: Any, budgets: Sequence[str], *, fpr_targets: Sequence[float], n_bootstrap: int,
-                  seed: int) -> dict[str, Any] | None:
-    """The privacy gate as a dict (:meth:`mialab.metrics.gate.GateResult.to_dict`), or None without budgets.
-
-    Taken from ``results.gate`` when the audit checked the budgets itself; otherwise checked
-    here, with the audit's bootstrap seed (the resamples of its reported intervals), and kept
-    on ``results.gate`` for the run directory."""
-    if not budgets:
-        return None
-    gate = getattr(results, "gate", None)
-    if gate is None:
-        from mialab.metrics.gate import check_budgets
-        from mialab.seeding import derive_seed
-
-        gate = check_budgets(results.attacks, budgets, fpr_targets=fpr_targets, n_bootstrap=n_bootstrap,
-                             seed=derive_seed(seed, "bootstrap")).to_dict()
-        results.gate = gate
-    return gate
 
 
 def _ran_config(results: Any, config: Any) -> Any:
@@ -366,16 +361,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_config_from_args(args: argparse.Namespace):
+    """The AuditConfig of ``mialab audit-model``: the TOML file (if any), then explicit flags;
+    only the settings that apply to a user's model (:data:`mialab.pipeline.own_model.MODEL_AUDIT_FIELDS`)."""
+    from mialab.config import AuditConfig
+    from mialab.pipeline.own_model import model_audit_config
+
+    base = _settings(args, {flag: _FIELDS[flag] for flag in _MODEL_FLAGS})
+    if args.attacks is not None:
+        base["attacks"] = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    if args.fail_if is not None:
+        from mialab.metrics.gate import parse_budgets
+
+        parse_budgets(args.fail_if, name="--fail-if")  # errors name the flag, not the setting
+        base["fail_if"] = list(args.fail_if)
+    return model_audit_config(AuditConfig.from_dict(base))
+
+
 def _cmd_audit_model(args: argparse.Namespace) -> int:
+    from mialab.api import audit_model
     from mialab.model_files import load_records, load_sklearn, load_torch_weights, load_torchscript
-    from mialab.own_model import audit_model
-    from mialab.report import check_run_dir, summary_table, write_run
-    from mialab.training import TrainConfig
+    from mialab.report import check_run_dir, write_run
 
-    from mialab.metrics.gate import parse_budgets
-
-    budgets = parse_budgets(args.fail_if or [], name="--fail-if")  # before loading or training anything
-    out = args.out or Path("runs") / f"own-model-seed{args.seed}"
+    config = model_config_from_args(args)  # before loading or training anything
+    out = args.out or Path("runs") / f"own-model-seed{config.seed}"
     check_run_dir(out, overwrite=args.overwrite, name="--out")  # before loading or training anything
 
     records = load_records(args.data, members=args.members, nonmembers=args.nonmembers,
@@ -383,14 +392,12 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
     Xm, ym = records["members"]
     ys = [ym, records["nonmembers"][1]] + ([records["population"][1]] if records["population"] else [])
     n_classes = int(max(int(np.max(y)) for y in ys)) + 1
-    params = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("dropout", args.dropout))
-              if v is not None}
     factory = None
     if args.weights is not None:
         if not args.arch:
             raise ValueError("--weights needs --arch (the registry architecture the weights belong to)")
         model = load_torch_weights(args.weights, arch=args.arch, input_shape=tuple(np.asarray(Xm).shape[1:]),
-                                   n_classes=n_classes, model_params=params)
+                                   n_classes=n_classes, model_params=dict(config.model_params))
         factory = args.arch
     elif args.torchscript is not None:
         model = load_torchscript(args.torchscript)
@@ -399,19 +406,12 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
         if args.arch:
             raise ValueError("--arch is for PyTorch models; scikit-learn shadows are clones of the estimator")
         model = load_sklearn(args.sklearn, trust_pickle=args.trust_pickle)
-    recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
-              if v is not None}
-    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
     results = audit_model(model, records["members"], records["nonmembers"], population=records["population"],
-                          access=args.access, top_k=args.top_k, attacks=attacks, model_factory=factory,
-                          model_params=params, training=TrainConfig(**recipe), n_shadows=args.shadows,
-                          n_reference_models=args.reference_models, n_target_train=args.n_target_train,
-                          n_classes=n_classes, seed=args.seed, n_bootstrap=args.bootstrap,
-                          quiet=args.quiet, cache_dir=cache_dir_from_args(args))
-    privacy = _privacy_gate(results, [str(b) for b in budgets], fpr_targets=results.config["fpr_targets"],
-                            n_bootstrap=args.bootstrap, seed=args.seed)
+                          access=args.access, top_k=args.top_k, model_factory=factory, config=config,
+                          n_classes=n_classes, quiet=args.quiet, cache_dir=cache_dir_from_args(args))
+    privacy = results.gate  # the audit checked config.fail_if (None without budgets)
     write_run(results, out, overwrite=args.overwrite)
-    print(summary_table(results))
+    print(results.summary())
     if privacy is not None:
         from mialab.metrics.gate import gate_lines
 

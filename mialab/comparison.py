@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
-import json
 import logging
 import tempfile
 import time
@@ -31,12 +30,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mialab.audit import audit
 from mialab.config import AuditConfig
+from mialab.pipeline.compose import run_audit
 from mialab.data import Dataset
 from mialab.metrics.family import (
     FamilyInterval,
@@ -51,10 +50,11 @@ from mialab.metrics.intervals import AUC_KEY, tpr_key
 from mialab.metrics.pareto import pareto_front
 from mialab.results import AuditResults
 from mialab.training import TrainConfig
+from mialab.validation import check_real
 from mialab.metrics.verdict import scores_by_record
 
 __all__ = ["PRESETS", "REPORT_DEFENSES", "DefenseComparison", "Recommendation", "candidate_specs",
-           "compare_defenses", "pareto_front", "recommend"]
+           "run_comparison", "recommend"]
 
 #: ready-made candidates by name: ``compare_defenses(["l2", "dp-sgd-eps1", "top-1"])``
 PRESETS: dict[str, dict[str, Any]] = {
@@ -116,6 +116,8 @@ class DefenseComparison:
     #: :meth:`mialab.metrics.family.PairedDifferences.to_dict` of the reductions (``None``
     #: without candidates); per-candidate numbers are also in the rows
     differences: dict[str, Any] | None = field(repr=False, default=None)
+    #: the undefended row's candidate name
+    baseline_name: ClassVar[str] = BASELINE
 
     def row(self, candidate: str) -> dict[str, Any]:
         for r in self.rows:
@@ -207,49 +209,6 @@ class DefenseComparison:
                 "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>"
                 "<tbody>" + "".join(body) + "</tbody></table>"
                 + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</div>")
-
-    def save(self, out: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
-             target_auc: float | None = None, overwrite: bool = False) -> Path:
-        """Write the comparison as the directory ``out`` (see :meth:`write_files` for what it
-        holds), whole or not at all: it is built under a temporary name and renamed into place
-        when complete. An existing non-empty ``out`` is refused unless ``overwrite``, which
-        replaces it as a whole (see :func:`mialab.report.check_run_dir`). Returns ``Path(out)``."""
-        from mialab.report.rundir import staged_run_dir
-
-        with staged_run_dir(out, overwrite=overwrite) as tmp:
-            self.write_files(tmp, report=report, max_utility_drop=max_utility_drop, target_auc=target_auc)
-        return Path(out)
-
-    def write_files(self, directory: str | Path, *, report: bool = True, max_utility_drop: float = 0.05,
-                    target_auc: float | None = None) -> Path:
-        """Write comparison.json, comparison.txt and tradeoff.png into ``directory`` (created),
-        one complete run directory per candidate audit (``<candidate>/``; the undefended
-        ``none/`` too unless the baseline was supplied by the caller, who writes it), and with
-        ``report`` (and the baseline's audit at hand) the comparison's report: the undefended
-        audit with ``defense_comparison`` as a run directory (``results.json``, ``report.html``,
-        ``report.md``, figures). ``manifest.json`` last. Not atomic on its own: :meth:`save` and
-        :func:`mialab.report.write_run` write it into a temporary directory they rename."""
-        from mialab.report.plots import plot_tradeoff
-        from mialab.report.rundir import finish_dir
-        from mialab.report.writer import write_run_files
-
-        check_constraints(max_utility_drop, target_auc)
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "comparison.json").write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        (directory / "comparison.txt").write_text(self.table() + "\n")
-        for name, res in self.results.items():
-            if name == BASELINE and self.baseline_supplied:
-                continue
-            write_run_files(res, directory / name)
-        base = self.results.get(BASELINE)
-        if report and base is not None:
-            summary = self.summary(max_utility_drop=max_utility_drop, target_auc=target_auc)
-            write_run_files(dataclasses.replace(base, defense_comparison=summary), directory)  # manifest last
-        else:
-            plot_tradeoff(self.rows, directory / "tradeoff.png")
-            finish_dir(directory)
-        return directory
 
 
 def _html_number(x: float | None, fmt: str) -> str:
@@ -433,12 +392,10 @@ def candidate_specs(candidates: list[str] | Mapping[str, Mapping[str, Any]]) -> 
     return specs
 
 
-def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
-                     *, config: AuditConfig | None = None, out: str | Path | None = None,
-                     quiet: bool = False, cache_dir: str | Path | None = None,
-                     baseline: AuditResults | None = None, dataset: str | Dataset | None = None,
-                     overwrite: bool = False, data: str | Dataset | None = None,
-                     **settings: Any) -> DefenseComparison:
+def run_comparison(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l2", "dropout", "top-1"),
+                   *, config: AuditConfig | None = None, quiet: bool = False, cache_dir: str | Path | None = None,
+                   baseline: AuditResults | None = None, dataset: str | Dataset | None = None,
+                   **settings: Any) -> DefenseComparison:
     """Audit the undefended model and each candidate with the same seed, split and attacks.
 
     ``candidates``: preset names (:data:`PRESETS`) or a mapping ``name -> {"defenses": [...],
@@ -446,13 +403,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     :class:`TrainConfig` for that candidate (e.g. the larger batches and learning rate DP-SGD
     wants), for the target and, as part of the known recipe, for its shadows.
     ``config`` / ``settings``: the base audit (as for
-    :func:`mialab.audit`). The label-only attack is added when missing. ``out``: each audit is
-    written to ``out/<candidate>/`` and the comparison to ``out/comparison.{json,txt}``, with its
-    report (``out/report.html``, ``report.md`` and the ``results.json`` they read); all of it
-    once every candidate is audited, under a temporary name renamed into place, so an interrupted
-    comparison leaves no directory that looks complete. ``out`` is checked before anything
-    trains: an existing non-empty directory is refused unless ``overwrite``, which replaces it
-    as a whole once the new one is complete.
+    :func:`mialab.audit`). The label-only attack is added when missing. Nothing is written to
+    disk but the model cache: the public entry point with the run directory (``out=``) is
+    :func:`mialab.compare_defenses`.
     ``cache_dir``: models kept and reused across candidates and runs (see :func:`mialab.audit`):
     candidates sharing a recipe (masks, the baseline) share their trained models; without a
     ``cache_dir`` a temporary one serves this comparison only.
@@ -461,15 +414,9 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     ``dataset``: as for :func:`mialab.audit`: a built-in dataset name (sets ``config.dataset``;
     with ``config`` it must agree with ``config.dataset``) or a :class:`~mialab.data.Dataset`
     to audit instead of the built-in ``config.dataset``.
-    ``data``: deprecated alias of ``dataset`` (a ``DeprecationWarning``; removed in the next
-    release); passing both is a ``ValueError``.
     """
-    dataset = _dataset_argument(dataset, data)
+    dataset = _dataset_argument(dataset, None)
     specs = candidate_specs(candidates)
-    if out is not None:  # now, not after every candidate has trained
-        from mialab.report.rundir import check_run_dir
-
-        check_run_dir(out, overwrite=overwrite)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
     name = dataset if isinstance(dataset, str) else None
@@ -510,13 +457,10 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
             if name in results:
                 continue
             log.info("defense comparison: candidate %d of %d: %s", i, len(configs) - 1, name)
-            results[name] = audit(custom, config=cfg, quiet=quiet, cache_dir=cache_dir)
+            results[name] = run_audit(cfg, dataset=custom, quiet=quiet, cache_dir=cache_dir)
     rows, differences = _rows(results)
-    comparison = DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
-                                   baseline_supplied=baseline is not None, differences=differences)
-    if out is not None:  # a given baseline's caller writes its own report (see mialab audit)
-        comparison.save(out, report=baseline is None, overwrite=overwrite)
-    return comparison
+    return DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
+                             baseline_supplied=baseline is not None, differences=differences)
 
 
 def _dataset_argument(dataset: str | Dataset | None, data: str | Dataset | None) -> str | Dataset | None:
@@ -556,12 +500,9 @@ def _training(name: str, base: TrainConfig, spec: Mapping[str, Any]) -> TrainCon
 
 def check_constraints(max_utility_drop: float, target_auc: float | None) -> None:
     """Refuse recommendation constraints outside their ranges (before any training)."""
-    if isinstance(max_utility_drop, bool) or not isinstance(max_utility_drop, (int, float)) \
-            or not 0 <= max_utility_drop <= 1:
-        raise ValueError(f"max_utility_drop must be a fraction in [0, 1], got {max_utility_drop!r}")
-    if target_auc is not None and (isinstance(target_auc, bool) or not isinstance(target_auc, (int, float))
-                                   or not 0.5 <= target_auc <= 1):
-        raise ValueError(f"target_auc must be in [0.5, 1] or None, got {target_auc!r}")
+    check_real(max_utility_drop, name="max_utility_drop", low=0, high=1,
+               hint="the test accuracy given up, as a fraction")
+    check_real(target_auc, name="target_auc", low=0.5, high=1, or_none=True)
 
 
 def recommend(comparison: DefenseComparison, *, max_utility_drop: float = 0.05,

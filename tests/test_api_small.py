@@ -10,7 +10,7 @@ import pytest
 
 import mialab.comparison as comparison
 from mialab import AuditConfig
-from mialab.comparison import compare_defenses
+from mialab.api import compare_defenses
 from mialab.data import from_arrays
 
 
@@ -23,11 +23,11 @@ def calls(monkeypatch):
     """Replace the audit ``compare_defenses`` runs: record ``(dataset, config)`` and stop."""
     seen: list[tuple[object, AuditConfig]] = []
 
-    def fake_audit(dataset, *, config, **_):
+    def fake_audit(config, *, dataset, **_):
         seen.append((dataset, config))
         raise _Stop
 
-    monkeypatch.setattr(comparison, "audit", fake_audit)
+    monkeypatch.setattr(comparison, "run_audit", fake_audit)
     return seen
 
 

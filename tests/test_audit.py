@@ -55,7 +55,7 @@ def test_most_exposed_records_are_the_top_scores(tiny_run):
     assert data["most_exposed"]["loss"] == res.most_exposed("loss")
     assert data["reference_models"]["n_models"] == len(res.reference_models) == 2
     assert (out / "reference_membership.npz").is_file()
-    with pytest.raises(ValueError, match="top must be a positive int"):
+    with pytest.raises(ValueError, match="top must be an int >= 1, got 0"):
         res.most_exposed("loss", top=0)
 
 
@@ -161,7 +161,8 @@ def test_quickstart_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 def test_logit_attacks_share_one_query_per_model():
     from mialab.attacks import make_attack
-    from mialab.audit import run_attack, shadow_membership
+    from mialab.pipeline.runner import run_attack
+    from mialab.pipeline.threat import shadow_membership
 
     ds = mialab.load_dataset("digits")
     split = mialab.make_split(ds.y, seed=0)
@@ -205,7 +206,9 @@ def test_audit_leaves_global_rng_state_untouched():
 
 def test_attacker_records_overlapping_the_target_side_are_refused():
     from mialab.attacks import make_attack
-    from mialab.audit import run_attack, shadow_membership, train_shadows
+    from mialab.pipeline.compose import train_shadows
+    from mialab.pipeline.runner import run_attack
+    from mialab.pipeline.threat import shadow_membership
 
     ds = mialab.load_dataset("digits")
     split = mialab.make_split(ds.y, seed=0)
@@ -230,7 +233,7 @@ def test_shadows_train_on_as_many_records_as_the_target(tiny_run):
     (dict(n_in=899), "n_in"),
 ])
 def test_shadow_membership_refuses_bad_sizes(kwargs, match):
-    from mialab.audit import shadow_membership
+    from mialab.pipeline.threat import shadow_membership
 
     with pytest.raises(ValueError, match=match):
         shadow_membership(np.arange(899), 2, seed=0, **kwargs)

@@ -58,7 +58,8 @@ def test_an_interrupted_audit_resumes_and_matches_an_uninterrupted_one(tmp_path,
 
 
 def test_stacked_shadows_match_one_by_one_training():
-    from mialab.audit import target_like_shadow_membership, train_shadows
+    from mialab.pipeline.compose import train_shadows
+    from mialab.pipeline.threat import target_like_shadow_membership
 
     ds = mialab.load_dataset("digits")
     split = mialab.make_split(ds.y, seed=0)
@@ -72,7 +73,7 @@ def test_stacked_shadows_match_one_by_one_training():
 
 
 def test_online_membership_is_balanced_for_every_even_prefix():
-    from mialab.audit import online_reference_membership
+    from mialab.pipeline.threat import online_reference_membership
 
     split = mialab.make_split(mialab.load_dataset("digits").y, seed=0)
     m = online_reference_membership(split, 8, seed=0)
@@ -94,3 +95,27 @@ def test_online_reference_models_with_early_stopping_keep_every_evaluated_record
     evaluated = np.isin(m.record_ids, res.split.evaluated)
     assert (m.matrix[:, evaluated].sum(axis=0) == 1).all()  # held-out validation came from pool records
     assert m.matrix[:, ~evaluated].sum() < (m.matrix.shape[1] - evaluated.sum())  # and some were held out
+
+
+def test_fleet_groups_models_by_train_manys_rule():
+    """One group-sizing rule: the fleet's group size is plan_stacking's (the rule train_many
+    applies), 1 where train_many would train one at a time."""
+    import torch
+
+    from mialab.seeding import torch_seeded
+    from mialab.training.ensemble import auto_group_size, plan_stacking
+    from mialab.training.stacked import probe_model
+
+    ds = mialab.load_dataset("digits")
+    for model, params, recipe in (("mlp", {}, TrainConfig()), ("logreg", {}, TrainConfig(batch_size=32)),
+                                  ("mlp", {}, TrainConfig(early_stopping_patience=2))):
+        fn = fleet.model_fn_for(ds, model, params)
+        with torch_seeded(0):
+            m = fn()
+        x = torch.tensor(ds.X[:2], dtype=torch.float32)
+        plan = plan_stacking(m, x, recipe)
+        assert fleet._group_size(fn, ds, recipe) == plan.group_size
+        if recipe.early_stopping_patience is None:
+            assert plan.backend == "bmm" and plan.group_size == auto_group_size(probe_model(m, x), recipe.batch_size) > 1
+        else:
+            assert plan.backend == "loop" and plan.group_size == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +18,8 @@ from scipy import stats
 
 from _seeds import seeded
 from _stats import FALSE_FAILURE
-from mialab.cli import _privacy_gate, build_parser, config_from_args, main
+import mialab
+from mialab.cli import build_parser, config_from_args, main
 from mialab.config import AuditConfig
 from mialab.metrics.gate import (EXIT_BROKEN, EXIT_KEPT, EXIT_UNRESOLVABLE, Budget, check_budgets, gate_lines,
                          parse_budget, parse_budgets)
@@ -338,15 +338,31 @@ def test_cli_refuses_bad_budgets_before_training(tmp_path, capsys):
     assert not never.exists()
 
 
-def test_cli_gate_step_uses_the_audits_gate_or_checks_itself():
-    member = _member(30, min_nonmembers_for_fpr(0.1))
-    results = SimpleNamespace(attacks=[_blind(member), _perfect(member)])
-    assert _privacy_gate(results, (), fpr_targets=(0.1,), n_bootstrap=20, seed=0) is None
-    gate = _privacy_gate(results, ("auc>0.9",), fpr_targets=(0.1,), n_bootstrap=20, seed=0)
-    assert gate["exit_code"] == 3 and results.gate is gate  # kept for the run directory
-    stored = {"exit_code": 0, "summary": "privacy gate passed", "budgets": []}
-    results = SimpleNamespace(attacks=[], gate=stored)  # the audit checked the budgets itself
-    assert _privacy_gate(results, ("auc>0.9",), fpr_targets=(0.1,), n_bootstrap=20, seed=0) is stored
+def test_audit_model_checks_the_budgets_of_its_config(tmp_path):
+    """audit_model takes fail_if from its configuration (an AuditConfig or a TOML file) and
+    checks it itself, as audit() does: the CLI has no gate step of its own. A correctness attack
+    on a logistic regression of 150 digits members: its AUC interval is far below 1, so the
+    budget 'auc>0.999' is kept (exit 0), and the gate is the one the verdict's bootstrap gives."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = LogisticRegression(max_iter=200).fit(X[:150], y[:150])
+    toml = tmp_path / "own.toml"
+    toml.write_text('attacks = ["correctness"]\nfail_if = ["auc>0.999"]\nn_bootstrap = 50\nseed = 4\n')
+    res = mialab.audit_model(model, (X[:150], y[:150]), (X[150:300], y[150:300]), config=toml, quiet=True)
+    assert res.gate is not None and res.gate["exit_code"] == 0
+    assert [b["budget"] for b in res.gate["budgets"]] == ["auc>0.999"]
+    assert res.config["seed"] == 4 and res.config["n_bootstrap"] == 50
+    same = mialab.audit_model(model, (X[:150], y[:150]), (X[150:300], y[150:300]), quiet=True,
+                              config=mialab.AuditConfig.from_toml(toml))
+    assert same.gate == res.gate
+    with pytest.raises(ValueError, match="pass either config= or the settings \\['seed'\\]"):
+        mialab.audit_model(model, (X[:150], y[:150]), (X[150:300], y[150:300]), config=toml, seed=1)
+    with pytest.raises(ValueError, match="member_fraction=0.3 \\(the members are given\\)"):
+        mialab.audit_model(model, (X[:150], y[:150]), (X[150:300], y[150:300]),
+                           config=mialab.AuditConfig(member_fraction=0.3))
 
 
 def test_cli_audit_with_budgets_exits_with_the_gate_code(tmp_path, capsys):

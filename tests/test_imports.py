@@ -19,15 +19,16 @@ def _fresh(code: str) -> str:
                                     "mialab.report"])
 def test_numpy_layers_do_not_import_torch_or_the_pipeline(module):
     out = _fresh(f"import sys, {module}; "
-                 "print(sorted(m for m in ('torch', 'mialab.audit', 'mialab.comparison', 'mialab.training') "
+                 "print(sorted(m for m in ('torch', 'mialab.api', 'mialab.pipeline.compose', 'mialab.comparison', "
+                 "'mialab.training') "
                  "if m in sys.modules))")
     assert out == "[]", f"import {module} loaded {out}"
 
 
 def test_public_names_load_on_first_use():
-    out = _fresh("import sys, mialab; before = 'mialab.audit' in sys.modules; f = mialab.audit; "
-                 "print(before, 'mialab.audit' in sys.modules, f.__module__, mialab.__version__ != '')")
-    assert out == "False True mialab.audit True"
+    out = _fresh("import sys, mialab; before = 'mialab.api' in sys.modules; f = mialab.audit; "
+                 "print(before, 'mialab.api' in sys.modules, f.__module__, mialab.__version__ != '')")
+    assert out == "False True mialab.api True"
     import mialab
 
     assert set(mialab.__all__) <= set(dir(mialab))
@@ -37,12 +38,18 @@ def test_public_names_load_on_first_use():
         mialab.nope  # noqa: B018
 
 
-def test_a_submodule_named_like_a_function_does_not_replace_it():
-    # importing mialab.audit (the module) binds it on the package; mialab.audit must stay the
-    # function, whichever is imported first
-    out = _fresh("import mialab.audit, mialab.own_model, mialab; from mialab.audit import run_attack; "
+def test_no_submodule_is_named_like_a_public_function():
+    # importing a submodule binds it on the package: a module mialab/pipeline/compose.py would replace the
+    # function mialab.audit once imported; so no public name may also be a submodule's
+    import importlib.util
+
+    import mialab
+
+    clashes = [n for n in mialab._EXPORTS if importlib.util.find_spec(f"mialab.{n}") is not None]
+    assert clashes == []
+    out = _fresh("import mialab.api, mialab.pipeline.compose, mialab.comparison, mialab; "
                  "print(callable(mialab.audit), callable(mialab.audit_model), mialab.audit.__module__)")
-    assert out == "True True mialab.audit"
+    assert out == "True True mialab.api"
 
 
 def test_subpackages_are_reachable_as_attributes():

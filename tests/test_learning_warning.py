@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mialab
-from mialab.audit import NEAR_CHANCE, learning_warning
+from mialab.pipeline.compose import NEAR_CHANCE, learning_warning
 from mialab.training import TrainConfig
 
 TINY = dict(attacks=["loss"], n_shadows=1, n_bootstrap=20, training=TrainConfig(epochs=2), quiet=True)

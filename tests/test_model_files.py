@@ -26,7 +26,7 @@ class Payload:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    from mialab.audit import audit_split
+    from mialab.pipeline.threat import audit_split
 
     data = mialab.load_dataset("digits")
     split = audit_split(data, mialab.AuditConfig())

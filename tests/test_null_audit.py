@@ -18,7 +18,7 @@ import pytest
 from _seeds import seeded
 from mialab.config import DEFAULT_ATTACKS
 from mialab.data import load_dataset
-from mialab.own_model import audit_model
+from mialab.api import audit_model
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import pytest
 
 import mialab
 from mialab import TrainConfig
-from mialab.own_model import audit_model
+from mialab.api import audit_model
 
 RECIPE = TrainConfig(epochs=3)
 
 
 @pytest.fixture(scope="module")
 def digits():
-    from mialab.audit import audit_split
+    from mialab.pipeline.threat import audit_split
 
     data = mialab.load_dataset("digits")
     split = audit_split(data, mialab.AuditConfig())  # the split mialab.audit draws for seed 0
@@ -42,7 +42,7 @@ def _kw(d, **extra):
 
 
 def test_torch_module_through_audit_model_equals_the_built_in_pipeline(digits):
-    from mialab.audit import train_target
+    from mialab.pipeline.compose import train_target
 
     attacks = ("threshold", "loss", "entropy", "shadow", "lira-offline", "rmia-offline")
     config = mialab.AuditConfig(attacks=attacks, n_shadows=2, n_bootstrap=50, training=RECIPE)

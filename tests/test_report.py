@@ -14,7 +14,7 @@ import pytest
 
 import mialab
 import mialab.cli
-from mialab.comparison import compare_defenses
+from mialab.api import compare_defenses
 from mialab.report import render_report, write_run
 from mialab.report.document import SECTION_IDS
 from mialab.report.markdown import escape
@@ -262,14 +262,16 @@ def test_html_numbers_equal_results_json_and_nothing_is_external(run_dir):
 def test_report_command_rerenders_without_recomputing(run_dir, tmp_path, monkeypatch):
     import sys
 
-    audit_module = sys.modules["mialab.audit"]  # the package's `audit` attribute is the function
+    import mialab.api
 
     def forbidden(*args, **kwargs):
         raise AssertionError("mialab report must not train or attack")
 
-    for name in ("audit", "train_target", "train_shadows", "attack_all"):
-        monkeypatch.setattr(audit_module, name, forbidden)
-    monkeypatch.setattr(sys.modules["mialab.comparison"], "audit", forbidden)
+    for name in ("run_audit", "train_target", "train_shadows", "attack_all"):
+        monkeypatch.setattr(sys.modules["mialab.pipeline.compose"], name, forbidden)
+    monkeypatch.setattr(sys.modules["mialab.comparison"], "run_audit", forbidden)
+    for name in ("run_audit", "run_model_audit", "run_comparison"):
+        monkeypatch.setattr(sys.modules["mialab.api"], name, forbidden)
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}

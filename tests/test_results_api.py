@@ -177,7 +177,11 @@ def test_load_corrupt_file_is_named(saved, tmp_path, named, corrupt):
 
 
 def test_summary_is_the_printed_table(results):
-    assert results.summary() == summary_table(results)
+    with pytest.warns(DeprecationWarning, match=r"use results.summary\(\)") as record:
+        old = summary_table(results)
+    assert old == results.summary() and record[0].filename == __file__
+    text = results.summary()
+    assert text.splitlines()[0].startswith("mialab audit: digits") and "worst case:" in text
 
 
 class _Cells(HTMLParser):

@@ -41,14 +41,16 @@ def run_dir(res, tmp_path_factory):
 @pytest.fixture
 def no_training(monkeypatch):
     """Any training or auditing fails the test: a refusal must come before it."""
-    audit_module = sys.modules["mialab.audit"]  # the package's `audit` attribute is the function
+    import mialab.api
 
     def forbidden(*args, **kwargs):
         raise AssertionError("trained or audited before the refusal")
 
     for name in ("train_target", "train_shadows", "attack_all"):
-        monkeypatch.setattr(audit_module, name, forbidden)
-    monkeypatch.setattr(sys.modules["mialab.comparison"], "audit", forbidden)
+        monkeypatch.setattr(sys.modules["mialab.pipeline.compose"], name, forbidden)
+    monkeypatch.setattr(sys.modules["mialab.comparison"], "run_audit", forbidden)
+    for name in ("run_audit", "run_model_audit", "run_comparison"):
+        monkeypatch.setattr(sys.modules["mialab.api"], name, forbidden)
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -105,7 +107,7 @@ def test_python_out_that_is_a_file_is_refused_before_training(res, tmp_path, no_
 
 
 def test_audit_model_out_that_is_a_file_is_refused_first(tmp_path):
-    """audit_model checks ``out`` before it looks at the model (mialab/own_model.py)."""
+    """audit_model checks ``out`` before it looks at the model (mialab/pipeline/own_model.py)."""
     f = tmp_path / "f"
     f.touch()
     X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
@@ -118,7 +120,7 @@ def test_check_run_dir_creates_nothing_and_names_the_problem(tmp_path, monkeypat
     assert check_run_dir(target) == target and not (tmp_path / "a").exists()
     (tmp_path / "empty").mkdir()
     assert check_run_dir(tmp_path / "empty") == tmp_path / "empty"  # an empty directory is fine
-    with pytest.raises(TypeError, match="overwrite must be True or False, got 'yes'"):
+    with pytest.raises(TypeError, match=r"overwrite must be a bool, got 'yes' \(str\)"):
         check_run_dir(target, overwrite="yes")
     with pytest.raises(TypeError, match="out must be a directory path"):
         check_run_dir(3)
@@ -194,7 +196,7 @@ def test_interrupted_comparison_leaves_no_directory(res, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return res
 
-    monkeypatch.setattr(sys.modules["mialab.comparison"], "audit", audit_then_interrupt)
+    monkeypatch.setattr(sys.modules["mialab.comparison"], "run_audit", audit_then_interrupt)
     out = tmp_path / "cmp"
     with pytest.raises(KeyboardInterrupt):
         mialab.compare_defenses(["l2", "top-1"], out=out, quiet=True, **TINY)
@@ -203,7 +205,7 @@ def test_interrupted_comparison_leaves_no_directory(res, tmp_path, monkeypatch):
 
 
 def test_comparison_directory_and_each_candidate_are_complete_runs(res, tmp_path, monkeypatch):
-    monkeypatch.setattr(sys.modules["mialab.comparison"], "audit", lambda *a, **k: res)  # no training
+    monkeypatch.setattr(sys.modules["mialab.comparison"], "run_audit", lambda *a, **k: res)  # no training
     out = tmp_path / "cmp"
     mialab.compare_defenses(["top-1"], out=out, quiet=True, **TINY)
     for d in (out, out / "none", out / "top-1"):

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mialab.validation import check_bool
+
 __all__ = ["MANIFEST", "check_run_dir", "staged_run_dir", "finish_dir", "check_complete"]
 
 #: the completion marker of a run directory (and of each sub-run written with it)
@@ -54,8 +56,7 @@ def check_run_dir(out: str | os.PathLike[str], *, overwrite: bool = False, name:
     >>> check_run_dir("runs/new-run")  # doctest: +SKIP
     PosixPath('/home/me/runs/new-run')
     """
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    check_bool(overwrite, name="overwrite")
     if not isinstance(out, (str, os.PathLike)) or str(out) == "":
         raise TypeError(f"{name} must be a directory path (str or os.PathLike), got {out!r}")
     path = Path(os.path.abspath(out))

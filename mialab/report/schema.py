@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mialab.results import SCHEMA_VERSION
+from mialab.validation import is_bool, is_int, is_real
 
 __all__ = ["RESULTS_SCHEMA", "validate", "describe", "SUPPORTED_SCHEMA_VERSIONS"]
 
@@ -45,7 +46,7 @@ class Num(Spec):
         return "a number" if self.lo is None else f"a number >= {self.lo:g}"
 
     def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+        if not is_real(value) or not math.isfinite(value) \
                 or (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
             _fail(path, self.what, value)
 
@@ -59,7 +60,7 @@ class Int(Spec):
         return "an integer" if self.lo is None else f"an integer >= {self.lo}"
 
     def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or (self.lo is not None and value < self.lo):
+        if not is_int(value) or (self.lo is not None and value < self.lo):
             _fail(path, self.what, value)
 
 
@@ -77,7 +78,7 @@ class Bool(Spec):
     what = "true or false"
 
     def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, bool):
+        if not is_bool(value):
             _fail(path, self.what, value)
 
 
@@ -88,7 +89,7 @@ class Scalar(Spec):
     what = "a string or a number"
 
     def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if not (isinstance(value, str) or is_real(value)):
             _fail(path, self.what, value)
 
 
@@ -290,8 +291,7 @@ def validate(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
         _fail("", "an object (an audit's results)", doc)
     version = doc.get("schema_version")
-    if "schema_version" in doc and not isinstance(version, bool) and isinstance(version, int) \
-            and version not in SUPPORTED_SCHEMA_VERSIONS:
+    if "schema_version" in doc and is_int(version) and version not in SUPPORTED_SCHEMA_VERSIONS:
         raise ValueError(f"results.json /schema_version: expected one of {list(SUPPORTED_SCHEMA_VERSIONS)} "
                          f"(what this mialab reads), got {version}"
                          + ("; a newer mialab wrote it: upgrade mialab" if version > SCHEMA_VERSION else ""))

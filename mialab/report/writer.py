@@ -7,6 +7,7 @@ under a temporary sibling name, gets ``manifest.json`` last and is renamed into 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,13 +18,13 @@ from mialab.report.markdown import render_markdown
 from mialab.report.plots import plot_distributions, plot_roc, plot_tradeoff
 from mialab.report.rundir import MANIFEST, check_complete, check_run_dir, finish_dir, staged_run_dir
 from mialab.report.schema import validate
-from mialab.report.tables import summary_table
 from mialab.results import AuditResults
 
 if TYPE_CHECKING:
     from mialab.comparison import DefenseComparison
 
-__all__ = ["write_run", "write_run_files", "render_report", "check_run_dir", "MANIFEST"]
+__all__ = ["write_run", "write_run_files", "write_comparison", "write_comparison_files", "render_report",
+           "check_run_dir", "MANIFEST"]
 
 
 def write_run(results: AuditResults, out: str | Path, *, overwrite: bool = False,
@@ -43,7 +44,7 @@ def write_run(results: AuditResults, out: str | Path, *, overwrite: bool = False
         raise TypeError(f"results must be AuditResults, got {type(results).__name__}")
     with staged_run_dir(out, overwrite=overwrite) as tmp:
         if comparison is not None:
-            comparison.write_files(tmp / "defenses", report=False)
+            write_comparison_files(comparison, tmp / "defenses", report=False)
         write_run_files(results, tmp)
     return Path(out)
 
@@ -57,9 +58,49 @@ def write_run_files(results: AuditResults, directory: Path) -> Path:
     plot_distributions(results, directory / "distributions.png")
     if results.defense_comparison:
         plot_tradeoff(results.defense_comparison["rows"], directory / "tradeoff.png")
-    (directory / "summary.txt").write_text(summary_table(results) + "\n", encoding="utf-8")
+    (directory / "summary.txt").write_text(results.summary() + "\n", encoding="utf-8")
     _write_reports(directory, doc)
     finish_dir(directory)
+    return directory
+
+
+def write_comparison(comparison: DefenseComparison, out: str | Path, *, report: bool = True,
+                     max_utility_drop: float = 0.05, target_auc: float | None = None,
+                     overwrite: bool = False) -> Path:
+    """Write a defense comparison as the directory ``out`` (see :func:`write_comparison_files`
+    for what it holds), whole or not at all: it is built under a temporary name and renamed into
+    place when complete. An existing non-empty ``out`` is refused unless ``overwrite``, which
+    replaces it as a whole (see :func:`check_run_dir`). Returns ``Path(out)``."""
+    with staged_run_dir(out, overwrite=overwrite) as tmp:
+        write_comparison_files(comparison, tmp, report=report, max_utility_drop=max_utility_drop,
+                               target_auc=target_auc)
+    return Path(out)
+
+
+def write_comparison_files(comparison: DefenseComparison, directory: str | Path, *, report: bool = True,
+                           max_utility_drop: float = 0.05, target_auc: float | None = None) -> Path:
+    """Write comparison.json, comparison.txt and tradeoff.png into ``directory`` (created),
+    one complete run directory per candidate audit (``<candidate>/``; the undefended ``none/``
+    too unless the baseline was supplied by the caller, who writes it), and with ``report`` (and
+    the baseline's audit at hand) the comparison's report: the undefended audit with
+    ``defense_comparison`` as a run directory (``results.json``, ``report.html``, ``report.md``,
+    figures). ``manifest.json`` last. Not atomic on its own: :func:`write_comparison` and
+    :func:`write_run` write it into a temporary directory they rename."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
+    (directory / "comparison.txt").write_text(comparison.table() + "\n")
+    for name, res in comparison.results.items():
+        if name == comparison.baseline_name and comparison.baseline_supplied:
+            continue
+        write_run_files(res, directory / name)
+    base = comparison.results.get(comparison.baseline_name)
+    if report and base is not None:
+        summary = comparison.summary(max_utility_drop=max_utility_drop, target_auc=target_auc)
+        write_run_files(dataclasses.replace(base, defense_comparison=summary), directory)  # manifest last
+    else:
+        plot_tradeoff(comparison.rows, directory / "tradeoff.png")
+        finish_dir(directory)
     return directory
 
 

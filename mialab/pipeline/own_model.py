@@ -52,19 +52,23 @@ from typing import Any
 import numpy as np
 
 from mialab.attacks import make_attack
-from mialab.audit import (_progress, attack_all, audit_verdict, hardware, online_reference_membership,
-                          target_like_shadow_membership, train_shadows, versions)
 from mialab.config import DEFAULT_ATTACKS, AuditConfig
 from mialab.data import Dataset, from_arrays
 from mialab.data.shift import feature_shift
 from mialab.defenses.masking import TopKMask, released_logits
 from mialab.results import AuditResults
 from mialab.model_files import check_records
+from mialab.pipeline.compose import train_shadows
+from mialab.pipeline.progress import progress
+from mialab.pipeline.provenance import hardware, versions
+from mialab.pipeline.runner import attack_all, audit_gate, audit_verdict
+from mialab.pipeline.threat import online_reference_membership, target_like_shadow_membership
 from mialab.seeding import check_seed, derive_seed
 from mialab.training import TrainConfig, logit_query
 from mialab.types import AuditSplit, MembershipMatrix, ModelOutputs, check_finite
+from mialab.validation import check_bool, check_choice, check_int, check_str
 
-__all__ = ["ACCESS_LEVELS", "WrappedModel", "wrap_model", "release", "audit_model"]
+__all__ = ["ACCESS_LEVELS", "WrappedModel", "wrap_model", "release", "run_model_audit", "model_audit_config"]
 
 log = logging.getLogger("mialab")
 
@@ -104,30 +108,15 @@ def _is_torch_module(model: Any) -> bool:
 def wrap_model(model: Any, *, n_classes: int, output: str = "auto", batch_size: int | None = None,
                device: str = "cpu") -> WrappedModel:
     """Wrap one of the three model forms (see the module docstring) as a query function."""
-    if output not in _OUTPUTS:
-        raise ValueError(f"output must be one of {list(_OUTPUTS)}, got {output!r}")
+    output = check_choice(output, name="output", options=_OUTPUTS)
     if isinstance(model, WrappedModel):
         return model
     if _is_torch_module(model):
         if output not in ("auto", "logits"):
             raise ValueError(f"a torch.nn.Module is audited on its logits: output must be 'logits', got {output!r}")
-        if device == "cpu":
-            return WrappedModel(logit_query(model, batch_size=batch_size), "logits", n_classes, "torch", model)
-        import torch
-
-        def query(X: np.ndarray) -> np.ndarray:
-            step = batch_size or (256 if X.ndim >= 4 else 4096)
-            was = model.training
-            model.eval()
-            try:
-                with torch.no_grad():
-                    parts = [model(torch.as_tensor(X[i:i + step], dtype=torch.float32, device=device))
-                             .double().cpu().numpy() for i in range(0, max(len(X), 1), step)]
-            finally:
-                model.train(was)
-            return np.concatenate(parts)[: len(X)]
-
-        return WrappedModel(query, "logits", n_classes, "torch", model)
+        # the one batching rule of every model query (mialab.training.outputs.query_batch_size)
+        return WrappedModel(logit_query(model, batch_size=batch_size, device=device), "logits", n_classes, "torch",
+                            model)
     if _is_estimator(model):
         if output not in ("auto", "probabilities"):
             raise ValueError(f"a scikit-learn estimator is audited on predict_proba: output must be "
@@ -215,8 +204,7 @@ def release(wrapped: WrappedModel, access: str, *, top_k: int | None = None) -> 
     """The query function attacks see at ``access``: float "logits" whose log-softmax is what
     the API releases (the masks' convention, :func:`mialab.defenses.masking.released_logits`);
     at ``"label"``, the one-hot predicted label."""
-    if access not in ACCESS_LEVELS:
-        raise ValueError(f"access must be one of {list(ACCESS_LEVELS)}, got {access!r}")
+    access = check_choice(access, name="access", options=ACCESS_LEVELS)
     if access == "top_k":
         if top_k is None:
             raise ValueError("access='top_k' needs top_k=k, the number of probabilities released, got None")
@@ -267,52 +255,96 @@ def _pair(data: Any, name: str) -> tuple[Any, Any]:
     return X, data[1]
 
 
-def _check_int(value: Any, *, name: str, minimum: int, why: str = "") -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int{why}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}{why}, got {value!r}")
-    return int(value)
-
-
 def _duplicates(A: np.ndarray, B: np.ndarray) -> int:
     """How many rows of ``B`` are exact duplicates of a row of ``A``."""
     a = {bytes(r) for r in np.ascontiguousarray(A.reshape(len(A), -1))}
     return sum(bytes(r) in a for r in np.ascontiguousarray(B.reshape(len(B), -1)))
 
 
-def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = None,
-                access: str = "probabilities", top_k: int | None = None, attacks: Sequence[str] | None = None,
-                output: str = "auto", train_fn: Callable[[np.ndarray, np.ndarray, int], Any] | None = None,
-                model_factory: str | Callable[[], Any] | None = None, model_params: dict[str, Any] | None = None,
-                training: TrainConfig | None = None, n_shadows: int = 8, n_reference_models: int | None = None,
-                n_target_train: int | None = None, n_classes: int | None = None, seed: int = 0,
-                n_bootstrap: int = 1000, out: str | Path | None = None, name: str = "own-model",
-                batch_size: int | None = None, device: str = "cpu", quiet: bool = False,
-                cache_dir: str | Path | None = None, overwrite: bool = False) -> AuditResults:
+#: the AuditConfig fields a user's model audit uses; the others describe what mialab trains
+#: (data, split, defenses, masks) and must keep their defaults in a configuration given to it
+MODEL_AUDIT_FIELDS = ("attacks", "attack_params", "n_shadows", "n_reference_models", "n_target_train", "seed",
+                      "n_bootstrap", "fpr_targets", "model_params", "training", "fail_if")
+#: why the other fields do not apply, for the error
+_NOT_APPLICABLE = {
+    "dataset": "the records are given (name= names them)",
+    "data_root": "the records are given", "download": "the records are given",
+    "model": "the model is given (model_factory= names an architecture for shadows)",
+    "n_attacker_pool": "the population is the attacker's pool",
+    "member_fraction": "the members are given", "n_test": "the non-members are the held-out set",
+    "n_validation": "the model is already trained", "n_reference": "the model is already trained",
+    "defenses": "the model is already trained (audit the defended model)",
+    "output_mask": "use access= and top_k= for what the model releases",
+    "shadow_defense": "shadows are trained by train_fn/model_factory as given",
+    "standardize": "the records are given as the model sees them",
+}
+
+
+def model_audit_config(config: AuditConfig | str | Path) -> AuditConfig:
+    """``config`` (an :class:`~mialab.config.AuditConfig` or a TOML file path) checked for a
+    user's model audit: every field outside :data:`MODEL_AUDIT_FIELDS` must keep its default,
+    since it describes something mialab would train; the error names the field and why."""
+    if isinstance(config, (str, Path)):
+        config = AuditConfig.from_toml(config)
+    if not isinstance(config, AuditConfig):
+        raise TypeError(f"config must be an AuditConfig or a TOML file path, got {type(config).__name__}")
+    default = AuditConfig()
+    changed = [f for f in _NOT_APPLICABLE if getattr(config, f) != getattr(default, f)]
+    if changed:
+        raise ValueError("config sets field(s) that do not apply to a model mialab did not train: "
+                         + "; ".join(f"{f}={getattr(config, f)!r} ({_NOT_APPLICABLE[f]})" for f in changed))
+    return config
+
+
+def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: Any = None,
+                    access: str = "probabilities", top_k: int | None = None, attacks: Sequence[str] | None = None,
+                    output: str = "auto", train_fn: Callable[[np.ndarray, np.ndarray, int], Any] | None = None,
+                    model_factory: str | Callable[[], Any] | None = None,
+                    model_params: dict[str, Any] | None = None, training: TrainConfig | None = None,
+                    n_shadows: int | None = None, n_reference_models: int | None = None,
+                    n_target_train: int | None = None, n_classes: int | None = None, seed: int | None = None,
+                    n_bootstrap: int | None = None, config: AuditConfig | str | Path | None = None,
+                    name: str = "own-model", batch_size: int | None = None, device: str = "cpu",
+                    quiet: bool = False, cache_dir: str | Path | None = None) -> AuditResults:
     """Audit a trained model mialab did not train; see the module docstring.
 
     ``members`` / ``nonmembers`` / ``population``: ``(X, y)`` pairs or Datasets. ``attacks``:
     names (default: every default attack the access level and the available training allow).
-    Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`. ``out``: run
-    directory, checked before anything is queried or trained and written whole at the end, as
-    in :func:`mialab.audit` (``overwrite`` replaces an existing run directory).
+    ``config``: an :class:`~mialab.config.AuditConfig` or a TOML file, as for :func:`mialab.audit`,
+    for the settings that apply to a user's model (:data:`MODEL_AUDIT_FIELDS`: attacks and their
+    parameters, FPR targets, shadow and reference model counts, seed, bootstrap, the shadows'
+    architecture parameters and recipe, privacy budgets); the same settings as keywords
+    (``attacks``, ``n_shadows``, ``seed``, ...) then must be left out. Defaults: 8 shadows,
+    seed 0, 1000 bootstrap resamples.
+    Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`. The public
+    entry point with the run directory (``out=``) is :func:`mialab.audit_model`.
 
     Example
     -------
     >>> from sklearn.ensemble import RandomForestClassifier  # doctest: +SKIP
-    >>> res = audit_model(RandomForestClassifier().fit(Xm, ym), (Xm, ym), (Xn, yn),  # doctest: +SKIP
-    ...                   population=(Xp, yp), access="probabilities")
+    >>> res = run_model_audit(RandomForestClassifier().fit(Xm, ym), (Xm, ym), (Xn, yn),  # doctest: +SKIP
+    ...                       population=(Xp, yp), access="probabilities")
     """
     t0 = time.perf_counter()
-    if out is not None:  # a bad out fails now, not after the training
-        from mialab.report import check_run_dir
-
-        check_run_dir(out, overwrite=overwrite, name="out")
-    if not isinstance(access, str) or access not in ACCESS_LEVELS:
-        raise ValueError(f"access must be one of {list(ACCESS_LEVELS)}, got {access!r}")
-    if not isinstance(output, str) or output not in _OUTPUTS:
-        raise ValueError(f"output must be one of {list(_OUTPUTS)}, got {output!r}")
+    keywords = {"attacks": attacks, "model_params": model_params, "training": training, "n_shadows": n_shadows,
+                "n_reference_models": n_reference_models, "n_target_train": n_target_train, "seed": seed,
+                "n_bootstrap": n_bootstrap}
+    if config is not None:
+        config_in = model_audit_config(config)
+        both = sorted(k for k, v in keywords.items() if v is not None)
+        if both:
+            raise ValueError(f"pass either config= or the settings {both} as keywords, not both")
+        attacks = None if config_in.attacks == DEFAULT_ATTACKS else list(config_in.attacks)
+        model_params, training = dict(config_in.model_params), config_in.training
+        n_shadows, n_reference_models = config_in.n_shadows, config_in.n_reference_models
+        n_target_train, seed, n_bootstrap = config_in.n_target_train, config_in.seed, config_in.n_bootstrap
+    else:
+        config_in = None
+        n_shadows = 8 if n_shadows is None else n_shadows
+        seed = 0 if seed is None else seed
+        n_bootstrap = 1000 if n_bootstrap is None else n_bootstrap
+    access = check_choice(access, name="access", options=ACCESS_LEVELS)
+    output = check_choice(output, name="output", options=_OUTPUTS)
     seed = check_seed(seed, name="seed")
     if attacks is not None and (isinstance(attacks, (str, bytes)) or not isinstance(attacks, Sequence)
                                 or not all(isinstance(a, str) for a in attacks)):
@@ -320,14 +352,11 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         raise TypeError(f"attacks must be a list of attack names such as {example} or None, got {attacks!r}")
     if model_params is not None and not isinstance(model_params, Mapping):
         raise TypeError(f"model_params must be a mapping of hyperparameters or None, got {model_params!r}")
-    if batch_size is not None:
-        _check_int(batch_size, name="batch_size", minimum=1, why=" (records per query) or None")
+    check_int(batch_size, name="batch_size", low=1, hint="records per query", or_none=True)
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
-    if not isinstance(quiet, bool):
-        raise TypeError(f"quiet must be a bool, got {quiet!r}")
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    check_bool(quiet, name="quiet")
+    check_str(name, name="name")
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"train_fn must be a function (X, y, seed) -> trained model or None, got {train_fn!r}")
     if model_factory is not None and not (isinstance(model_factory, str) or callable(model_factory)):
@@ -339,14 +368,14 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     (Xm, ym), (Xn, yn) = records["members"], records["nonmembers"]
     m, n = len(Xm), len(Xn)
     if n_target_train is not None:
-        n_target_train = _check_int(n_target_train, name="n_target_train", minimum=m,
-                                    why=f" (the target's training-set size: at least the {m} members it trained "
-                                        "on) or None (default: the number of members)")
+        n_target_train = check_int(n_target_train, name="n_target_train", low=m,
+                                   hint=f"the target's training-set size: at least the {m} members it trained on",
+                                   or_none="default: the number of members")
     target_size = n_target_train if n_target_train is not None else m
     labels_max = max(int(ym.max()), int(yn.max()),
                      int(records["population"][1].max()) if records["population"] is not None else 0)
     if n_classes is not None:
-        _check_int(n_classes, name="n_classes", minimum=2, why=" (the model's number of outputs) or None")
+        check_int(n_classes, name="n_classes", low=2, hint="the model's number of outputs", or_none=True)
         if labels_max >= n_classes:
             raise ValueError(f"n_classes={n_classes} is too small for the records: the labels go up to "
                              f"{labels_max}, so n_classes must be at least {labels_max + 1}")
@@ -367,7 +396,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     X_all, y_all = np.concatenate(parts_X), np.concatenate(parts_y)
     n_classes = int(n_classes) if n_classes is not None else labels_max + 1
     if n_classes < 2:
-        raise ValueError(f"the records hold only class 0, so n_classes would be 1: pass n_classes (the model's "
+        raise ValueError("the records hold only class 0, so n_classes would be 1: pass n_classes (the model's "
                          "number of outputs, at least 2)")
     data = from_arrays(X_all.astype(np.float32) if X_all.dtype.kind != "f" else X_all, y_all, name=name,
                        n_classes=n_classes)
@@ -397,7 +426,10 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
     config = AuditConfig(dataset=name, model=_model_name(wrapped, model_factory), attacks=tuple(chosen),
                          n_shadows=n_shadows, n_reference_models=n_reference_models, seed=seed,
                          n_bootstrap=n_bootstrap, model_params=dict(model_params or {}),
-                         training=training or TrainConfig())
+                         training=training or TrainConfig(),
+                         **({} if config_in is None else {"attack_params": config_in.attack_params,
+                                                          "fpr_targets": config_in.fpr_targets,
+                                                          "fail_if": config_in.fail_if}))
     target_query = release(wrapped, access, top_k=top_k)
     # check the model's outputs against its declaration before any training; with output="auto"
     # these answers decide what the model returns (module docstring)
@@ -472,11 +504,7 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, population: Any = 
         metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(),
         reference_models=ref_summary, reference_membership=ref_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
-        warnings=warnings, verdict=audit_verdict(config, results, metrics))
-    if out is not None:
-        from mialab.report import write_run
-
-        write_run(res, out, overwrite=overwrite)
+        warnings=warnings, verdict=audit_verdict(config, results, metrics), gate=audit_gate(config, results))
     return res
 
 
@@ -539,7 +567,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
 
     def generic(data, split, membership, role, stats, quiet, cache_dir, seed):
         wrapped_models, summaries = [], []
-        for k in _progress(range(membership.n_models), total=membership.n_models, desc=f"{role} models",
+        for k in progress(range(membership.n_models), total=membership.n_models, desc=f"{role} models",
                            quiet=quiet):
             ids = membership.record_ids[membership.matrix[k]]
             t = time.perf_counter()
