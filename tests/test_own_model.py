@@ -167,3 +167,21 @@ def test_target_outputs_are_checked_before_any_training(digits, forest):
         audit_model(forest, digits["members"], digits["nonmembers"], access="logits", train_fn=train_fn,
                     attacks=["loss"], **_kw(digits))
     assert calls == []
+
+
+def test_audit_model_takes_the_audit_configuration():
+    """What audit() can be told through AuditConfig, audit_model() can too where it applies: attack
+    parameters (a class-wise loss attack), FPR targets, shadow counts, the seed (issue 13)."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = LogisticRegression(max_iter=300).fit(X[:200], y[:200])
+    config = mialab.AuditConfig(attacks=["loss"], attack_params={"loss": {"classwise": True}}, fpr_targets=(0.1,),
+                                n_shadows=2, n_bootstrap=20, seed=3)
+    res = mialab.audit_model(model, (X[:200], y[:200]), (X[200:400], y[200:400]),
+                             population=(X[400:1200], y[400:1200]), config=config, quiet=True)
+    assert res.attack("loss").params["classwise"] is True
+    assert res.config["fpr_targets"] == [0.1] and res.config["seed"] == 3 and len(res.shadows) == 2
+    assert [t.fpr for t in res.metrics["loss"].tpr_at_fpr] == [0.1]
