@@ -50,7 +50,7 @@ _FIELDS = {
     "n_validation": "n_validation", "seed": "seed", "bootstrap": "n_bootstrap",
     "epochs": "training.epochs", "batch_size": "training.batch_size", "optimizer": "training.optimizer",
     "lr": "training.lr", "weight_decay": "training.weight_decay",
-    "early_stopping": "training.early_stopping_patience",
+    "early_stopping": "training.early_stopping_patience", "precision": "training.precision", "device": "device",
     "width": "model_params.width", "depth": "model_params.depth", "dropout": "model_params.dropout",
 }
 
@@ -150,6 +150,11 @@ def _add_run_args(p: argparse.ArgumentParser, *, out: str, defaults: bool) -> No
                    help="root seed; every other seed derives from it (default 0)")
     p.add_argument("--bootstrap", type=int, default=1000 if defaults else None,
                    help="bootstrap replicates for intervals (default 1000)")
+    p.add_argument("--device", help="where models train and answer: auto (a GPU when one is visible, else the CPU), "
+                                    "cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="training precision: mixed bf16/fp16 autocast (fp16 on GPUs only; bf16 on a CPU without "
+                        "AVX-512 BF16 or AMX is emulated, slower; default fp32)")
     p.add_argument("--out", type=Path, help=f"run directory (default {out})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing run directory --out as a whole, once the new one is complete "
@@ -224,7 +229,7 @@ def _report_defenses() -> tuple[str, ...]:
 
 #: the flags of `mialab audit-model` that set AuditConfig fields (those that apply to a user's model)
 _MODEL_FLAGS = ("shadows", "reference_models", "n_target_train", "seed", "bootstrap", "epochs", "batch_size", "lr",
-                "width", "depth", "dropout")
+                "width", "depth", "dropout", "device", "precision")
 
 
 def _settings(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from mialab.seeding import check_seed
 from mialab.training import TrainConfig
+from mialab.training.device import check_device_name
 from mialab.validation import check_bool, check_choice, check_file, check_int, check_real
 
 __all__ = ["AuditConfig", "DEFAULT_ATTACKS"]
@@ -57,6 +58,9 @@ class AuditConfig:
         deviation 1 with statistics of the target's training records alone
         (:func:`mialab.data.standardize_features`), for raw features on very different scales
         (wine: a target that never learns otherwise). Default ``False``: features as given.
+    device: where every model of the audit trains and answers queries: ``"auto"`` (default: a
+        CUDA GPU when one is visible, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"mps"`` (:mod:`mialab.training.device`); mixed precision is ``training.precision``.
     fail_if: privacy budgets for a pipeline gate, e.g. ``("auc>0.6", "tpr@1%>0.05")`` (syntax in
         :mod:`mialab.metrics.gate`): the audit fails (``mialab audit`` exits 3) when the corrected lower
         bound of the worst attack's metric exceeds a budget. Default ``()``: no gate. Checked
@@ -90,12 +94,14 @@ class AuditConfig:
     fpr_targets: tuple[float, ...] = (0.001, 0.01, 0.1)
     standardize: bool = False
     fail_if: tuple[str, ...] = ()
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         from mialab.attacks import attack_names  # the registry owns the valid names
         from mialab.attacks.base import check_attack_params
 
         check_seed(self.seed, name="seed")
+        check_device_name(self.device, name="device")
         object.__setattr__(self, "attacks", _names(self.attacks, name="attacks", example="'loss'"))
         from mialab.metrics._inputs import check_fpr_targets  # the metrics own what an FPR target is
 

@@ -30,6 +30,7 @@ from mialab.defenses.base import TrainingDefense
 from mialab.models import build_model
 from mialab.seeding import torch_seeded
 from mialab.training import TrainConfig, TrainedModel, train_many, train_model
+from mialab.training.device import resolve_device
 from mialab.training.cache import ModelCache, cache_key, cached_train
 from mialab.training.ensemble import plan_stacking
 
@@ -94,7 +95,7 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
                training: TrainConfig, defense: TrainingDefense | None, test_ids: np.ndarray | None,
                cache_dir: str | Path | None = None, on_progress: Callable[[float], None] | None = None,
                on_epoch: Callable[[int], None] | None = None, many: bool = True,
-               stats: dict[str, int] | None = None) -> list[TrainedModel]:
+               stats: dict[str, int] | None = None, device: str | Any = "cpu") -> list[TrainedModel]:
     """Train (or load from ``cache_dir``) one model per job, in job order.
 
     ``on_progress(amount)`` reports progress in models: 1 for each model the moment it is loaded
@@ -103,8 +104,12 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     done; so a progress bar over the jobs advances smoothly and its time estimate holds.
     ``on_epoch`` reaches single-model training only (the target's progress bar). ``many=False``
     trains one at a time even when the stacked trainer could. ``stats`` (a dict) receives
-    ``trained`` / ``loaded`` counts.
+    ``trained`` / ``loaded`` counts. ``device``: where the models train and stay
+    (:func:`mialab.training.device.resolve_device`); models loaded from the cache are moved
+    there. The device type is part of each model's cache key (a GPU-trained model differs from a
+    CPU-trained one at float level).
     """
+    dev = resolve_device(device)
     defense = defense or TrainingDefense()
     recipe, params = defense.recipe(training, model_params)
     fn = model_fn_for(dataset, model, params)
@@ -113,7 +118,7 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     if cache is not None:
         fingerprint = dataset_fingerprint(dataset)
         keys = [_key(fingerprint, job, model=model, params=params, recipe=recipe, defense=defense,
-                     test_ids=test_ids) for job in jobs]
+                     test_ids=test_ids, device=dev.type) for job in jobs]
     else:
         keys = [f"{i:064x}" for i in range(len(jobs))]
 
@@ -143,7 +148,7 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
 
         def train(Xs: np.ndarray, ys: np.ndarray, **hooks: Any) -> TrainedModel:
             return train_model(fn, Xs, ys, config=recipe, seed=job.seed, validation=validation, test=test,
-                               on_epoch=epochs_of(i), **hooks)
+                               on_epoch=epochs_of(i), device=dev, **hooks)
 
         X, y = dataset.X[job.train_ids], dataset.y[job.train_ids]
         if defense.needs_reference:
@@ -185,7 +190,7 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
 
             trained = train_many(fn, dataset.X, dataset.y, member, config=recipe,
                                  seeds=[jobs[i].seed for i in group], test=test, group_size=len(group),
-                                 on_epoch=group_epoch)
+                                 on_epoch=group_epoch, device=dev)
             for i, tm in zip(group, trained):
                 if i in missing:
                     yield i, tm
@@ -196,6 +201,9 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
             yield i, tm
 
     models, loaded = cached_train(keys, reporting, fn, cache, on_loaded=finish)
+    for tm, was_loaded in zip(models, loaded):
+        if was_loaded:  # the cache reads weights onto the CPU
+            tm.model.to(dev)
     if stats is not None:
         stats["loaded"] = stats.get("loaded", 0) + sum(loaded)
         stats["trained"] = stats.get("trained", 0) + len(loaded) - sum(loaded)
@@ -216,11 +224,12 @@ def _group_size(fn: Callable[[], Any], dataset: Dataset, recipe: TrainConfig) ->
 
 
 def _key(fingerprint: str, job: Job, *, model: str, params: Mapping[str, Any], recipe: TrainConfig,
-         defense: TrainingDefense, test_ids: np.ndarray | None) -> str:
+         defense: TrainingDefense, test_ids: np.ndarray | None, device: str = "cpu") -> str:
     def ids(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a, dtype=np.int64)
 
     return cache_key(dataset=fingerprint, train_ids=ids(job.train_ids),
                      validation_ids=ids(job.validation_ids), reference_ids=ids(job.reference_ids),
                      test_ids=ids(test_ids), model=model, model_params=dict(params), training=recipe,
-                     defense=defense.describe(), seed=int(job.seed))
+                     defense=defense.describe(), seed=int(job.seed),
+                     **({} if device == "cpu" else {"device": device}))

@@ -70,7 +70,7 @@ MODEL_CASES = [("logreg", s) for s in SHAPES] + [("mlp", s) for s in SHAPES] \
 # models
 # ----------------------------------------------------------------------------------------------
 def test_model_names_are_the_registry():
-    assert model_names() == sorted(MODELS) == ["cnn", "logreg", "mlp"]
+    assert model_names() == sorted(MODELS) == ["cnn", "fastnet", "logreg", "mlp", "resnet18"]
 
 
 @pytest.mark.parametrize("name, shape", MODEL_CASES)
@@ -103,7 +103,7 @@ def test_cnn_refuses_other_shapes_naming_the_shape(shape):
 
 
 def test_unknown_model_name_lists_valid_names():
-    with pytest.raises(ValueError, match=r"\['cnn', 'logreg', 'mlp'\].*'resnet'"):
+    with pytest.raises(ValueError, match=r"\['cnn', 'fastnet', 'logreg', 'mlp', 'resnet18'\].*'resnet'"):
         build_model("resnet", input_shape=(64,), n_classes=10)
 
 
@@ -310,7 +310,7 @@ def test_train_config_defaults_and_to_dict():
     cfg = TrainConfig()
     assert cfg.to_dict() == {"epochs": 30, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
                              "momentum": 0.9, "weight_decay": 0.0, "early_stopping_patience": None,
-                             "label_smoothing": 0.0}
+                             "label_smoothing": 0.0, "precision": "fp32"}
     assert TrainConfig(**cfg.to_dict()) == cfg
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from mialab.models.cifar import FastNet, ResNet18
 from mialab.validation import check_choice, check_int, check_real
 
 __all__ = ["MODELS", "build_model", "model_names", "LogisticRegression", "MLP", "SmallCNN"]
@@ -93,6 +94,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "logreg": LogisticRegression,
     "mlp": MLP,
     "cnn": SmallCNN,
+    "resnet18": ResNet18,  # mialab.models.cifar: ResNet-18 for 32x32 images, GroupNorm
+    "fastnet": FastNet,  # mialab.models.cifar: airbench94-style fast CIFAR-10 net, GroupNorm
 }
 
 

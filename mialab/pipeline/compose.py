@@ -30,6 +30,7 @@ from mialab.pipeline.threat import (audit_split, check_attacker_side, online_ref
 from mialab.results import AuditResults
 from mialab.seeding import derive_seed, numpy_rng
 from mialab.training import TrainConfig, TrainedModel, logit_query
+from mialab.training.device import check_precision, precision_note, resolve_device
 from mialab.types import AuditSplit, MembershipMatrix, ModelOutputs
 
 __all__ = ["run_audit", "train_target", "train_shadows", "standardized", "learning_warning", "NEAR_CHANCE"]
@@ -40,7 +41,8 @@ log = logging.getLogger("mialab")
 def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
                  model_params: Mapping[str, Any] | None = None, training: TrainConfig | None = None,
                  seed: int = 0, quiet: bool = True, defense: TrainingDefense | None = None,
-                 cache_dir: str | Path | None = None, stats: dict[str, int] | None = None) -> TrainedModel:
+                 cache_dir: str | Path | None = None, stats: dict[str, int] | None = None,
+                 device: str | Any = "cpu") -> TrainedModel:
     """Train the target on ``split.target_train`` (members included) with ``defense`` applied;
     utility on ``split.test``, early stopping (if configured) on ``split.validation``; a defense
     that needs reference records (DMP distillation) gets ``split.reference``. With
@@ -53,7 +55,7 @@ def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
     try:
         return train_jobs(dataset, [job], model=model, model_params=model_params or {}, training=training,
                           defense=defense, test_ids=split.test, cache_dir=cache_dir, stats=stats,
-                          on_epoch=None if bar is None else (lambda done: bar.update(1)))[0]
+                          on_epoch=None if bar is None else (lambda done: bar.update(1)), device=device)[0]
     finally:
         if bar is not None:
             bar.close()
@@ -64,7 +66,8 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
                   training: TrainConfig | None = None, seed: int = 0, quiet: bool = True,
                   defense: TrainingDefense | None = None, role: str = "shadow",
                   cache_dir: str | Path | None = None, many: bool = True,
-                  stats: dict[str, int] | None = None) -> tuple[list[TrainedModel], MembershipMatrix]:
+                  stats: dict[str, int] | None = None, device: str | Any = "cpu",
+                  ) -> tuple[list[TrainedModel], MembershipMatrix]:
     """Train one shadow model per row of ``membership`` with the target's recipe (and
     ``defense``, when the attacker is assumed to know it).
 
@@ -121,7 +124,7 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     try:
         models = train_jobs(dataset, jobs, model=model, model_params=model_params or {}, training=training,
                             defense=defense, test_ids=split.test, cache_dir=cache_dir, many=many, stats=stats,
-                            on_progress=None if bar is None else bar.update)
+                            on_progress=None if bar is None else bar.update, device=device)
     finally:
         if bar is not None:
             bar.close()
@@ -194,6 +197,8 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
 
     data = dataset if dataset is not None else load_dataset(
         config.dataset, root=config.data_root, download=config.download)
+    device = resolve_device(config.device)  # once: every model of the audit trains and answers there
+    check_precision(config.training.precision, device)
     defense = config.training_defense()
     split = audit_split(data, config, defense)
     if config.standardize:
@@ -209,11 +214,15 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
     stats: dict[str, int] = {}
     target = train_target(data, split, model=config.model, model_params=model_params,
                           training=config.training, seed=config.seed, quiet=quiet, defense=defense,
-                          cache_dir=cache_dir, stats=stats)
+                          cache_dir=cache_dir, stats=stats, device=device)
     timings["target_training_s"] = time.perf_counter() - t
     log.info("target %s: train accuracy %.3f, test accuracy %s (%.1f s)", config.model, target.train_accuracy,
              "n/a" if target.test_accuracy is None else f"{target.test_accuracy:.3f}", timings["target_training_s"])
     warnings = []
+    slow = precision_note(config.training.precision, device)
+    if slow is not None:
+        log.warning(slow)
+        warnings.append(slow)
     near_chance = learning_warning(target.train_accuracy, data.y[split.target_train])
     if near_chance is not None:
         log.warning(near_chance)
@@ -232,7 +241,8 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet, cache_dir=cache_dir, stats=stats,
-                                        defense=defense if config.shadow_defense == "same" else None)
+                                        defense=defense if config.shadow_defense == "same" else None,
+                                        device=device)
     timings["shadow_training_s"] = time.perf_counter() - t
 
     reference_models, reference_membership = [], None
@@ -244,7 +254,7 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
             data, split, reference_membership, model=config.model, model_params=model_params,
             training=config.training, seed=config.seed, quiet=quiet, role="reference",
             cache_dir=cache_dir, stats=stats,
-            defense=defense if config.shadow_defense == "same" else None)
+            defense=defense if config.shadow_defense == "same" else None, device=device)
         timings["reference_training_s"] = time.perf_counter() - t
 
     # attacks see only what a deployed model releases: the mask applies to the shadows too
@@ -264,7 +274,7 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
                  "n_classes": data.n_classes, "kind": data.kind, "input_shape": list(data.input_shape)},
         split=split, target=target.summary(), shadows=[s.summary() for s in shadows],
         shadow_membership=membership, attacks=results, metrics=metrics, target_outputs=outputs,
-        timings=timings, versions=versions(), hardware=hardware(),
+        timings=timings, versions=versions(), hardware=hardware(device),
         reference_models=[r.summary() for r in reference_models],
         reference_membership=reference_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},

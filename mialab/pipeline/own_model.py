@@ -106,7 +106,7 @@ def _is_torch_module(model: Any) -> bool:
 
 
 def wrap_model(model: Any, *, n_classes: int, output: str = "auto", batch_size: int | None = None,
-               device: str = "cpu") -> WrappedModel:
+               device: str | None = None) -> WrappedModel:
     """Wrap one of the three model forms (see the module docstring) as a query function."""
     output = check_choice(output, name="output", options=_OUTPUTS)
     if isinstance(model, WrappedModel):
@@ -264,7 +264,7 @@ def _duplicates(A: np.ndarray, B: np.ndarray) -> int:
 #: the AuditConfig fields a user's model audit uses; the others describe what mialab trains
 #: (data, split, defenses, masks) and must keep their defaults in a configuration given to it
 MODEL_AUDIT_FIELDS = ("attacks", "attack_params", "n_shadows", "n_reference_models", "n_target_train", "seed",
-                      "n_bootstrap", "fpr_targets", "model_params", "training", "fail_if")
+                      "n_bootstrap", "fpr_targets", "model_params", "training", "fail_if", "device")
 #: why the other fields do not apply, for the error
 _NOT_APPLICABLE = {
     "dataset": "the records are given (name= names them)",
@@ -304,7 +304,7 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
                     n_shadows: int | None = None, n_reference_models: int | None = None,
                     n_target_train: int | None = None, n_classes: int | None = None, seed: int | None = None,
                     n_bootstrap: int | None = None, config: AuditConfig | str | Path | None = None,
-                    name: str = "own-model", batch_size: int | None = None, device: str = "cpu",
+                    name: str = "own-model", batch_size: int | None = None, device: str | None = None,
                     quiet: bool = False, cache_dir: str | Path | None = None) -> AuditResults:
     """Audit a trained model mialab did not train; see the module docstring.
 
@@ -316,6 +316,8 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
     architecture parameters and recipe, privacy budgets); the same settings as keywords
     (``attacks``, ``n_shadows``, ``seed``, ...) then must be left out. Defaults: 8 shadows,
     seed 0, 1000 bootstrap resamples.
+    ``device``: where a PyTorch target is queried (default: where its parameters are) and where
+    the shadows mialab trains for it go (default ``"auto"``: a GPU when one is visible).
     Returns the same :class:`~mialab.results.AuditResults` as :func:`mialab.audit`. The public
     entry point with the run directory (``out=``) is :func:`mialab.audit_model`.
 
@@ -338,6 +340,8 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
         model_params, training = dict(config_in.model_params), config_in.training
         n_shadows, n_reference_models = config_in.n_shadows, config_in.n_reference_models
         n_target_train, seed, n_bootstrap = config_in.n_target_train, config_in.seed, config_in.n_bootstrap
+        if device is None and config_in.device != "auto":
+            device = config_in.device
     else:
         config_in = None
         n_shadows = 8 if n_shadows is None else n_shadows
@@ -353,8 +357,8 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
     if model_params is not None and not isinstance(model_params, Mapping):
         raise TypeError(f"model_params must be a mapping of hyperparameters or None, got {model_params!r}")
     check_int(batch_size, name="batch_size", low=1, hint="records per query", or_none=True)
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
+    if device is not None:
+        check_str(device, name="device", hint="('cpu', 'cuda', 'cuda:N', 'mps' or 'auto') or None")
     check_bool(quiet, name="quiet")
     check_str(name, name="name")
     if train_fn is not None and not callable(train_fn):
@@ -538,7 +542,8 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
         def registry(data, split, membership, role, stats, quiet, cache_dir, seed):
             models, membership = train_shadows(data, split, membership, model=model_factory,
                                                model_params=model_params or {}, training=training or TrainConfig(),
-                                               seed=seed, quiet=quiet, role=role, cache_dir=cache_dir, stats=stats)
+                                               seed=seed, quiet=quiet, role=role, cache_dir=cache_dir, stats=stats,
+                                               device=device or "auto")
             return ([wrap_model(tm.model, n_classes=n_classes) for tm in models], [tm.summary() for tm in models],
                     membership)
         return registry
@@ -548,7 +553,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
         recipe = training or TrainConfig()
 
         def fit_torch(X, y, seed):
-            return train_model(model_factory, X, y, config=recipe, seed=seed).model
+            return train_model(model_factory, X, y, config=recipe, seed=seed, device=device or "auto").model
         train_fn = fit_torch
     if train_fn is None and wrapped.kind == "sklearn":
         def fit_clone(X, y, seed):

@@ -40,14 +40,16 @@ def versions() -> dict[str, str]:
     return found
 
 
-def hardware() -> dict[str, Any]:
-    """What the run ran on: CPU model, its features that select kernels (``cpu_flags``),
+def hardware(device: Any = None) -> dict[str, Any]:
+    """What the run ran on (``device``: where its models trained, named with the GPU's model): CPU model, its features that select kernels (``cpu_flags``),
     PyTorch's CPU capability (the vector ISA its kernels were dispatched for: ``"AVX2"``,
     ``"AVX512"``, ...), logical cores, torch threads, device. Two runs agree bit for bit only
     where these and :func:`versions` agree (see README, "Reproducibility")."""
     import os
 
     import torch
+
+    from mialab.training.device import device_name
 
     info: dict[str, str] = {}  # the first processor's /proc/cpuinfo fields
     try:
@@ -64,5 +66,6 @@ def hardware() -> dict[str, Any]:
         capability = "unknown"
     return {"cpu": cpu, "cpu_flags": " ".join(f for f in _CPU_FLAGS if f in flags) or "none listed",
             "torch_cpu_capability": capability,
-            "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"}
+            "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": "cpu" if device is None else device_name(torch.device(device))}
 

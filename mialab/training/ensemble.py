@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from mialab.seeding import check_seed
+from mialab.training.device import resolve_device
 from mialab.training.outputs import eval_logits, forward_batched, query_batch_size
 from mialab.training.recipe import BatchTransform, Recipe, TrainConfig, as_tensors, evaluate
 from mialab.training.stacked import (
@@ -128,6 +129,8 @@ def plan_stacking(model: nn.Module, x_probe: torch.Tensor, config: TrainConfig, 
         try:
             if config.early_stopping_patience is not None or validation is not None:
                 raise Unsupported("early stopping and validation history are trained per model")
+            if config.precision == "fp16":
+                raise Unsupported("fp16 needs a gradient scaler per model, which the stacked step does not keep")
             probe = probe_model(model, x_probe)
             StackedOptimizer(make_program(name, [model], probe, x_probe).params, config)
         except Unsupported as e:
@@ -160,6 +163,7 @@ def train_many(
     soft_targets: np.ndarray | None = None,
     batch_transform: BatchTransform | None = None,
     logit_temperature: float = 1.0,
+    device: str | torch.device = "cpu",
 ) -> list[TrainedModel]:
     """Train K models, model k on the rows ``membership[k]`` of ``(X, y)`` with seed ``seeds[k]``.
 
@@ -179,7 +183,9 @@ def train_many(
     Hooks (as :func:`~mialab.training.train_model`'s): ``soft_targets`` ``(n, C)`` probability
     rows over the rows of ``X``; ``batch_transform(xb, tb, generator)``, called per model on its
     own rows of each batch with its own augmentation generator (it must draw only from that
-    generator and keep the batch's shape); ``logit_temperature``.
+    generator and keep the batch's shape); ``logit_temperature``. ``device``: where the models
+    train and stay (:func:`~mialab.training.device.resolve_device`); the data moves there once
+    per call, each group's stacked tensors live there. ``config.precision``: mixed precision.
 
     ``backend``: ``"auto"``, ``"bmm"``, ``"vmap"`` or ``"loop"`` (see the module docstring);
     an explicit stacked backend that cannot reproduce the model or recipe raises ``ValueError``
@@ -209,6 +215,8 @@ def train_many(
     if not callable(model_fn):
         raise TypeError(f"model_fn must be a callable returning an nn.Module, got {type(model_fn).__name__}")
     recipe = Recipe(config, logit_temperature=logit_temperature, batch_transform=batch_transform)
+    dev = resolve_device(device)
+    recipe.check_device(dev)
     backend = check_choice(backend, name="backend", options=BACKENDS)
     group_size = check_int(group_size, name="group_size", low=1, or_none=True)
     if on_model is not None and not callable(on_model):
@@ -222,9 +230,9 @@ def train_many(
     member = _check_membership(membership, X.shape[0])
     K = member.shape[0]
     used = np.flatnonzero(member.any(axis=0))  # convert only the rows some model trains on
-    Xt, yt = as_tensors(X[used], y[used], "X/y")
+    Xt, yt = (t.to(dev) for t in as_tensors(X[used], y[used], "X/y"))
     seed_list = _check_seeds(seeds, K)
-    tst = as_tensors(*test, "test set") if test is not None else None
+    tst = tuple(t.to(dev) for t in as_tensors(*test, "test set")) if test is not None else None
     if validation is not None:
         as_tensors(*validation, "validation set")
     soft = recipe.check_soft_targets(soft_targets, X.shape[0]) if soft_targets is not None else None
@@ -232,6 +240,7 @@ def train_many(
     model0 = recipe.build(model_fn, seed_list[0])
     if not isinstance(model0, nn.Module):
         raise TypeError(f"model_fn must return an nn.Module, got {type(model0).__name__}")
+    model0 = model0.to(dev)
     plan = plan_stacking(model0, Xt[:2], config, backend=backend, validation=validation, group_size=group_size)
     results: list[TrainedModel | None] = [None] * K
 
@@ -247,12 +256,13 @@ def train_many(
                                 validation=validation, test=test,
                                 on_epoch=None if on_epoch is None else (lambda _: on_epoch(1)),
                                 soft_targets=None if soft is None else soft[idx],
-                                batch_transform=batch_transform, logit_temperature=logit_temperature))
+                                batch_transform=batch_transform, logit_temperature=logit_temperature,
+                                device=dev))
         return results  # type: ignore[return-value]
 
     member = member[:, used]  # columns now index the rows of Xt
     n_classes = None if soft is not None or not recipe.needs_probabilities() else plan.probe.n_classes
-    targets = recipe.targets(yt, soft=None if soft is None else soft[used], n_classes=n_classes)
+    targets = recipe.targets(yt, soft=None if soft is None else soft[used], n_classes=n_classes).to(dev)
     size = plan.group_size
     for start in range(0, K, size):
         ks = list(range(start, min(K, start + size)))
@@ -287,7 +297,8 @@ def _train_group(plan: StackingPlan, model_fn, Xt: torch.Tensor, yt: torch.Tenso
     start = time.perf_counter()
     config, probe = recipe.config, plan.probe
     K, bs = len(seeds), config.batch_size
-    models = [recipe.build(model_fn, s) for s in seeds]
+    dev = Xt.device
+    models = [recipe.build(model_fn, s).to(dev) for s in seeds]
     orders = [recipe.order_generator(s) for s in seeds]
     dropout_gens = [recipe.dropout_generator(s) for s in seeds]
     augment_gens = [recipe.augment_generator(s) for s in seeds]
@@ -316,14 +327,18 @@ def _train_group(plan: StackingPlan, model_fn, Xt: torch.Tensor, yt: torch.Tenso
             bt = torch.as_tensor(b)
             # mean over each model's own rows; padding rows and idle models weigh 0
             valid = torch.arange(B) < bt[:, None]
-            weight = valid.float() / bt.clamp(min=1)[:, None].float()
+            weight = (valid.float() / bt.clamp(min=1)[:, None].float()).to(dev)
+            valid = valid.to(dev)
             masks = draw_masks(probe.dropout, dropout_gens, b.tolist(), B) if probe.dropout else None
+            if masks is not None and dev.type != "cpu":
+                masks = [None if m is None else m.to(dev) for m in masks]
             for p in prog.params:
                 p.grad = None
             # padding rows are other models' records: cut them out of the graph (where, not a
             # zero weight, so not even an overflowing logit there can reach a gradient)
-            logits = torch.where(valid[..., None], prog.forward(xb, masks), 0.0)
-            loss = recipe.loss(logits, tb, weight=weight)
+            with recipe.autocast(dev):
+                logits = torch.where(valid[..., None], prog.forward(xb, masks), 0.0)
+                loss = recipe.loss(logits, tb, weight=weight)
             recipe.check_loss(loss, epoch=epoch, active=active, model_ids=ids)
             loss.sum().backward()  # model k's parameters only see model k's loss: per-model gradients
             opt.step(active)

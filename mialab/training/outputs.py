@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mialab.training.device import model_device
 from mialab.types import check_finite
 from mialab.validation import check_int
 
@@ -67,9 +68,11 @@ def forward_batched(forward: Callable[[torch.Tensor], torch.Tensor], X: np.ndarr
 
 
 def eval_logits(model: nn.Module, X: np.ndarray | torch.Tensor, *, batch_size: int | None = None,
-                device: str | torch.device = "cpu") -> torch.Tensor:
+                device: str | torch.device | None = None) -> torch.Tensor:
     """float32 logits ``(n, C)`` of ``model`` in eval mode (its own mode is restored, also when
-    the forward pass fails)."""
+    the forward pass fails), on the CPU. ``device``: where the inputs go (default: where the
+    model's parameters are)."""
+    device = model_device(model) if device is None else device
     was_training = model.training
     model.eval()
     try:
@@ -79,11 +82,12 @@ def eval_logits(model: nn.Module, X: np.ndarray | torch.Tensor, *, batch_size: i
 
 
 def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int | None = None,
-                   device: str | torch.device = "cpu") -> np.ndarray:
+                   device: str | torch.device | None = None) -> np.ndarray:
     """Logits ``(n, C)`` as float64 for inputs ``X`` ``(n, *input_shape)``, in eval mode.
 
     ``batch_size``: rows per forward pass (default :func:`query_batch_size`). ``device``: where
-    the model lives (inputs are sent there, logits come back to the CPU). NaN/inf logits are
+    the model lives (inputs are sent there, logits come back to the CPU; default: where its
+    parameters are). NaN/inf logits are
     refused (a model that produces them cannot be audited meaningfully).
     """
     X = np.asarray(X)
@@ -92,6 +96,7 @@ def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int | None = 
     return logits
 
 
-def logit_query(model: nn.Module, *, batch_size: int | None = None, device: str | torch.device = "cpu") -> LogitQuery:
+def logit_query(model: nn.Module, *, batch_size: int | None = None,
+                device: str | torch.device | None = None) -> LogitQuery:
     """A function ``X -> logits`` over ``model``: what an attacker with logit access can call."""
     return lambda X: predict_logits(model, X, batch_size=batch_size, device=device)

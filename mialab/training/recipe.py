@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from mialab.seeding import derive_seed, torch_generator, torch_seeded
+from mialab.training.device import PRECISIONS, autocast, check_precision, grad_scaler
 from mialab.validation import check_choice, check_int, check_real
 
 __all__ = ["TrainConfig", "Recipe", "ModelSeeds", "EarlyStopping", "BatchTransform", "make_optimizer",
@@ -55,6 +56,8 @@ class TrainConfig:
     ``early_stopping_patience``: stop when the validation loss has not improved for this many
     epochs and restore the best weights (needs validation data); ``None`` trains all epochs.
     ``label_smoothing``: mix the one-hot targets with the uniform distribution (a regulariser).
+    ``precision``: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` mixed precision (autocast of
+    the forward pass and loss; see :mod:`mialab.training.device` for where each runs).
     """
 
     epochs: int = 30
@@ -65,6 +68,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     early_stopping_patience: int | None = None
     label_smoothing: float = 0.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def store(name: str, value: Any) -> None:  # numpy scalars become plain numbers; ints stay ints
@@ -74,6 +78,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             store(name, check_int(getattr(self, name), name=f"TrainConfig.{name}", low=1))
         check_choice(self.optimizer, name="TrainConfig.optimizer", options=_OPTIMIZERS)
+        check_choice(self.precision, name="TrainConfig.precision", options=PRECISIONS)
         store("lr", check_real(self.lr, name="TrainConfig.lr", low=0.0, closed="neither"))
         for name in ("momentum", "weight_decay"):
             store(name, check_real(getattr(self, name), name=f"TrainConfig.{name}", low=0.0))
@@ -269,6 +274,19 @@ class Recipe:
         if n_classes is not None:
             return nn.functional.one_hot(y, n_classes).to(torch.float32)
         return y
+
+    # -- device and precision ----------------------------------------------------------------------
+    def check_device(self, device: torch.device) -> None:
+        """Refuse a precision ``device`` cannot train in (fp16 on a CPU, ...)."""
+        check_precision(self.config.precision, device)
+
+    def autocast(self, device: torch.device) -> Any:
+        """The context of one forward pass and its loss: mixed precision as configured (nothing for fp32)."""
+        return autocast(self.config.precision, device)
+
+    def grad_scaler(self, device: torch.device) -> Any:
+        """fp16 on a GPU: a gradient scaler (``scale(loss).backward()``, ``step``, ``update``); else ``None``."""
+        return grad_scaler(self.config.precision, device)
 
     # -- loss and guard --------------------------------------------------------------------------
     def make_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mialab.training.device import model_device, resolve_device
 from mialab.training.recipe import BatchTransform, Recipe, TrainConfig, as_tensors, evaluate
 
 __all__ = ["TrainConfig", "TrainedModel", "train_model", "accuracy", "BatchTransform", "Wrap"]
@@ -61,8 +62,9 @@ class TrainedModel:
 
 
 def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of ``model`` on ``(X, y)`` in eval mode."""
-    Xt, yt = as_tensors(X, y, "accuracy")
+    """Accuracy of ``model`` on ``(X, y)`` in eval mode (on the model's device)."""
+    dev = model_device(model)
+    Xt, yt = (t.to(dev) for t in as_tensors(X, y, "accuracy"))
     return evaluate(model, Xt, yt)[1]
 
 
@@ -80,6 +82,7 @@ def train_model(
     batch_transform: BatchTransform | None = None,
     wrap: Wrap | None = None,
     logit_temperature: float = 1.0,
+    device: str | torch.device = "cpu",
 ) -> TrainedModel:
     """Build a model with ``model_fn`` and train it on ``(X, y)``.
 
@@ -105,6 +108,10 @@ def train_model(
 
     Without hooks, batches are drawn by ``torch.randperm`` and the targets are the labels.
 
+    ``device``: where the model trains (:func:`~mialab.training.device.resolve_device`: "cpu",
+    "cuda", "cuda:N", "mps" or "auto"); the data moves there once, and the trained model stays
+    there. ``config.precision`` adds mixed precision (autocast) around each forward pass.
+
     Example
     -------
     >>> import numpy as np
@@ -118,14 +125,17 @@ def train_model(
     recipe = Recipe(config, logit_temperature=logit_temperature, batch_transform=batch_transform)
     if config.early_stopping_patience is not None and validation is None:
         raise ValueError("early stopping (TrainConfig.early_stopping_patience) needs validation data, got None")
-    Xt, yt = as_tensors(X, y, "training set")
-    val = as_tensors(*validation, "validation set") if validation is not None else None
-    tst = as_tensors(*test, "test set") if test is not None else None
+    dev = resolve_device(device)
+    recipe.check_device(dev)
+    # the data moves to the device once, not per batch
+    Xt, yt = (t.to(dev) for t in as_tensors(X, y, "training set"))
+    val = tuple(t.to(dev) for t in as_tensors(*validation, "validation set")) if validation is not None else None
+    tst = tuple(t.to(dev) for t in as_tensors(*test, "test set")) if test is not None else None
     soft = recipe.check_soft_targets(soft_targets, Xt.shape[0]) if soft_targets is not None else None
     n_classes = None if soft is None else soft.shape[1]
 
     start = time.perf_counter()
-    model = recipe.build(model_fn, seed)
+    model = recipe.build(model_fn, seed).to(dev)
     order = recipe.order_generator(seed)
     augment_gen = recipe.augment_generator(seed)
     optimizer = recipe.make_optimizer(model.parameters())
@@ -134,7 +144,8 @@ def train_model(
         with torch.no_grad():
             n_classes = int(model(Xt[:1]).shape[1])
         model.train()
-    targets = recipe.targets(yt, soft=soft, n_classes=n_classes)
+    targets = recipe.targets(yt, soft=soft, n_classes=n_classes).to(dev)
+    scaler = recipe.grad_scaler(dev)
     loader = None
     criterion = None  # None: the recipe's cross-entropy
     if wrap is not None:
@@ -165,10 +176,16 @@ def train_model(
                 if batch_transform is not None:
                     xb, tb = batch_transform(xb, tb, augment_gen)
                 optimizer.zero_grad(set_to_none=True)
-                loss = recipe.loss(model(xb), tb, criterion=criterion)
+                with recipe.autocast(dev):
+                    loss = recipe.loss(model(xb), tb, criterion=criterion)
                 recipe.check_loss(loss, epoch=epoch, active=bool(xb.shape[0]))
-                loss.backward()
-                optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:  # fp16 on a GPU: scaled against underflow
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
             epochs_run = epoch + 1
             if on_epoch is not None:
                 on_epoch(epochs_run)
