@@ -170,6 +170,9 @@ def _add_run_args(p: argparse.ArgumentParser, *, out: str, defaults: bool) -> No
 
 def _add_audit_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--config", type=Path, help="TOML file with AuditConfig settings; flags override it (default: none)")
+    a.add_argument("--recipe", help="a named training recipe for CIFAR-grade models (cifar-resnet18, cifar-fast: "
+                                    "architecture, SGD/Nesterov, label smoothing, one-cycle schedule, flip and crop); "
+                                    "--config and flags override it (default: none)")
     a.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10")
     a.add_argument("--data-root", help="directory holding the dataset files (default $MIALAB_DATA, else "
                                        "~/.local/share/mialab/data, then the system copy where one is installed)")
@@ -255,6 +258,19 @@ def config_from_args(args: argparse.Namespace):
     from mialab.config import AuditConfig
 
     base = _settings(args, _FIELDS)
+    if args.recipe is not None:  # the recipe first, then the TOML file and the flags over it
+        from mialab.config import RECIPES
+
+        from mialab.validation import check_choice
+
+        check_choice(args.recipe, name="--recipe", options=sorted(RECIPES))
+        recipe = AuditConfig(**RECIPES[args.recipe]).to_dict()
+        for key, value in base.items():
+            if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+                recipe[key] = {**recipe[key], **value}
+            else:
+                recipe[key] = value
+        base = {k: v for k, v in recipe.items() if k in base or k in RECIPES[args.recipe]}
     if args.download:
         base["download"] = True
     if args.standardize:

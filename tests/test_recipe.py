@@ -34,6 +34,14 @@ from mialab.training.recipe import ModelSeeds, Recipe
 
 ROUNDING = 1e-4   # stacked vs one-by-one weights (observed <= ~1e-6 on these tiny models)
 CHANGED = 1e-2    # an option must move the weights by more than this (observed >= ~5e-2)
+#: bf16 autocast rounds every product to 8 significant bits, so stacked and one-by-one training
+#: (products summed in another order) drift apart: on these tiny models a few weights whose Adam
+#: second moment is near zero take full-size steps the other way (max difference up to 0.13 for
+#: the CNN on vmap, as large as bf16's own distance from fp32), while the mean absolute difference
+#: stays small. For bf16 the test bounds the mean difference (observed <= 1.3e-3, bound 1e-2) and
+#: asks bf16 to move the weights of both the target and the shadows away from fp32 training by
+#: more than 2e-5 (mean; observed >= 1.9e-4)
+BF16_ROUNDING, BF16_CHANGED = 1e-2, 2e-5
 
 BASE = TrainConfig(epochs=3, batch_size=8, optimizer="adam", lr=0.02)
 
@@ -57,6 +65,10 @@ OPTIONS = [
     ("logit_temperature", {}, {"logit_temperature": 4.0}),
     ("soft_targets", {}, {"soft_targets": "dirichlet"}),
     ("batch_transform", {}, {"batch_transform": _noise}),
+    ("nesterov", {"optimizer": "sgd", "lr": 0.2, "nesterov": True}, {}),
+    ("lr_schedule=onecycle", {"lr_schedule": "onecycle", "lr": 0.05}, {}),
+    ("warmup_fraction", {"lr_schedule": "onecycle", "lr": 0.05, "warmup_fraction": 0.6}, {}),
+    ("precision=bf16", {"precision": "bf16"}, {}),
 ]
 
 
@@ -101,6 +113,13 @@ def weight_diff(a: nn.Module, b: nn.Module) -> float:
     return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
 
 
+def mean_diff(a: nn.Module, b: nn.Module) -> float:
+    """Mean absolute difference over all weights."""
+    pa = torch.cat([t.detach().reshape(-1) for t in a.state_dict().values()])
+    pb = torch.cat([t.detach().reshape(-1) for t in b.state_dict().values()])
+    return float((pa - pb).abs().mean())
+
+
 def run(kind: str, backend: str, config: TrainConfig, hooks: dict):
     fn, X, y, member, soft = world(kind)
     hooks = _hooks(hooks, soft)
@@ -124,18 +143,22 @@ def test_shadows_apply_every_recipe_option_like_the_target(base_runs, kind, back
     config = dataclasses.replace(BASE, **changes)
     want, got = run(kind, backend, config, hooks)
     base_want, base_got = base_runs[(kind, backend)]
+    bf16 = name == "precision=bf16"
+    rounding, changed = (BF16_ROUNDING, BF16_CHANGED) if bf16 else (ROUNDING, CHANGED)
+    diff = mean_diff if bf16 else weight_diff
     for k, (g, w, bw, bg) in enumerate(zip(got, want, base_want, base_got)):
-        d = weight_diff(g.model, w.model)
+        d = diff(g.model, w.model)
         if backend == "loop":
             assert d == 0.0, f"{name}: loop model {k} differs from train_model by {d:.2e}"
         else:
-            assert d < ROUNDING, f"{name}: {backend} model {k} differs from train_model by {d:.2e}"
+            assert d < rounding, f"{name}: {backend} model {k} differs from train_model by {d:.2e}"
         assert g.epochs_run == w.epochs_run == config.epochs
     # the option changed the oracle and the shadows alike (model 0 trains the most steps of the three)
-    moved_target = weight_diff(want[0].model, base_want[0].model)
-    moved_shadow = weight_diff(got[0].model, base_got[0].model)
-    assert moved_target > CHANGED, f"{name}: the option barely changed train_model ({moved_target:.2e})"
-    assert abs(moved_shadow - moved_target) < ROUNDING * 10, (name, moved_shadow, moved_target)
+    moved_target = diff(want[0].model, base_want[0].model)
+    moved_shadow = diff(got[0].model, base_got[0].model)
+    assert moved_target > changed, f"{name}: the option barely changed train_model ({moved_target:.2e})"
+    assert moved_shadow > changed, f"{name}: the option barely changed the shadows ({moved_shadow:.2e})"
+    assert abs(moved_shadow - moved_target) < rounding * 10, (name, moved_shadow, moved_target)
 
 
 def test_auto_stacks_the_mlp_and_the_loop_is_exact(monkeypatch):

@@ -310,7 +310,8 @@ def test_train_config_defaults_and_to_dict():
     cfg = TrainConfig()
     assert cfg.to_dict() == {"epochs": 30, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
                              "momentum": 0.9, "weight_decay": 0.0, "early_stopping_patience": None,
-                             "label_smoothing": 0.0, "precision": "fp32"}
+                             "label_smoothing": 0.0, "precision": "fp32", "nesterov": False,
+                             "lr_schedule": "constant", "warmup_fraction": 0.2}
     assert TrainConfig(**cfg.to_dict()) == cfg
 
 

@@ -341,6 +341,9 @@ def _train_group(plan: StackingPlan, model_fn, Xt: torch.Tensor, yt: torch.Tenso
                 loss = recipe.loss(logits, tb, weight=weight)
             recipe.check_loss(loss, epoch=epoch, active=active, model_ids=ids)
             loss.sum().backward()  # model k's parameters only see model k's loss: per-model gradients
+            if recipe.scheduled:  # each model at its own step of its own schedule
+                for k in np.flatnonzero(active):
+                    opt.set_lr(int(k), recipe.lr_at(epoch * int(n_batches[k]) + step, config.epochs * int(n_batches[k])))
             opt.step(active)
         if on_epoch is not None:
             on_epoch(K)

@@ -37,7 +37,7 @@ from torch import nn
 
 from mialab.seeding import derive_seed, torch_generator, torch_seeded
 from mialab.training.device import PRECISIONS, autocast, check_precision, grad_scaler
-from mialab.validation import check_choice, check_int, check_real
+from mialab.validation import check_bool, check_choice, check_int, check_real
 
 __all__ = ["TrainConfig", "Recipe", "ModelSeeds", "EarlyStopping", "BatchTransform", "make_optimizer",
            "evaluate", "as_tensors"]
@@ -47,6 +47,7 @@ __all__ = ["TrainConfig", "Recipe", "ModelSeeds", "EarlyStopping", "BatchTransfo
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 _OPTIMIZERS = ("adam", "sgd")
+_SCHEDULES = ("constant", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class TrainConfig:
     ``label_smoothing``: mix the one-hot targets with the uniform distribution (a regulariser).
     ``precision``: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` mixed precision (autocast of
     the forward pass and loss; see :mod:`mialab.training.device` for where each runs).
+    ``nesterov``: Nesterov momentum for SGD. ``lr_schedule``: ``"constant"`` (default) or
+    ``"onecycle"``: per model, the learning rate rises linearly over the first ``warmup_fraction``
+    of its steps to ``lr`` and falls linearly to near 0 at its last step (the triangular
+    schedule of the fast CIFAR-10 recipes, e.g. airbench; Smith & Topin 2019).
     """
 
     epochs: int = 30
@@ -69,6 +74,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     label_smoothing: float = 0.0
     precision: str = "fp32"
+    nesterov: bool = False
+    lr_schedule: str = "constant"
+    warmup_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         def store(name: str, value: Any) -> None:  # numpy scalars become plain numbers; ints stay ints
@@ -79,6 +87,13 @@ class TrainConfig:
             store(name, check_int(getattr(self, name), name=f"TrainConfig.{name}", low=1))
         check_choice(self.optimizer, name="TrainConfig.optimizer", options=_OPTIMIZERS)
         check_choice(self.precision, name="TrainConfig.precision", options=PRECISIONS)
+        check_choice(self.lr_schedule, name="TrainConfig.lr_schedule", options=_SCHEDULES)
+        store("nesterov", check_bool(self.nesterov, name="TrainConfig.nesterov"))
+        store("warmup_fraction", check_real(self.warmup_fraction, name="TrainConfig.warmup_fraction", low=0.0,
+                                            high=1.0, closed="left"))
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError(f"TrainConfig.nesterov needs optimizer='sgd' with momentum > 0, got optimizer="
+                             f"{self.optimizer!r}, momentum={self.momentum!r}")
         store("lr", check_real(self.lr, name="TrainConfig.lr", low=0.0, closed="neither"))
         for name in ("momentum", "weight_decay"):
             store(name, check_real(getattr(self, name), name=f"TrainConfig.{name}", low=0.0))
@@ -133,7 +148,8 @@ def make_optimizer(params: Iterable[torch.Tensor], config: TrainConfig) -> torch
     weight_decay)."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           nesterov=config.nesterov)
 
 
 @dataclass(frozen=True)
@@ -287,6 +303,27 @@ class Recipe:
     def grad_scaler(self, device: torch.device) -> Any:
         """fp16 on a GPU: a gradient scaler (``scale(loss).backward()``, ``step``, ``update``); else ``None``."""
         return grad_scaler(self.config.precision, device)
+
+    # -- learning-rate schedule ------------------------------------------------------------------
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes from step to step (else it stays ``config.lr``)."""
+        return self.config.lr_schedule != "constant"
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of a model's ``step``-th step (0-based) of ``total``."""
+        lr = self.config.lr
+        if self.config.lr_schedule == "constant" or total <= 1:
+            return lr
+        warm = max(1, round(self.config.warmup_fraction * total))
+        if step < warm:
+            return lr * (step + 1) / warm
+        return lr * (total - step) / max(1, total - warm)
+
+    @staticmethod
+    def set_lr(groups: Iterable[dict[str, Any]], lr: float) -> None:
+        for g in groups:
+            g["lr"] = lr
 
     # -- loss and guard --------------------------------------------------------------------------
     def make_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:

@@ -20,6 +20,7 @@ reports why (an explicit backend).
 from __future__ import annotations
 
 import copy
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,7 +351,10 @@ class StackedOptimizer:
         self.params = params
         self.K = params[0].shape[0]
         self._views = [[p.detach()[k].requires_grad_(True) for p in params] for k in range(self.K)]
-        flat = [v for views in self._views for v in views]
+        # one parameter group per model when the learning rate follows a schedule (each model
+        # has its own number of steps); one flat group otherwise
+        flat: list[Any] = [{"params": views} for views in self._views] if config.lr_schedule != "constant" \
+            else [v for views in self._views for v in views]
         ref = make_optimizer(flat, config)
         if type(ref) not in (torch.optim.Adam, torch.optim.SGD):
             raise Unsupported(f"optimizer {type(ref).__name__} is not stacked")
@@ -362,6 +366,10 @@ class StackedOptimizer:
             except (RuntimeError, ValueError, TypeError):  # an older torch without fused CPU kernels
                 pass
         self.optimizer = ref
+
+    def set_lr(self, k: int, lr: float) -> None:
+        """Model ``k``'s learning rate (a scheduled recipe: one parameter group per model)."""
+        self.optimizer.param_groups[k]["lr"] = lr
 
     @torch.no_grad()
     def step(self, active: np.ndarray) -> None:

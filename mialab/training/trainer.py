@@ -169,6 +169,7 @@ def train_model(
     history: list[dict[str, float]] = []
     stopper = recipe.early_stopping()
     epochs_run = 0
+    step, total = 0, config.epochs * (len(loader) if loader is not None else recipe.n_batches(Xt.shape[0]))
     model.train()
     with recipe.dropout_seeded(seed):
         for epoch in range(config.epochs):
@@ -179,6 +180,9 @@ def train_model(
                 with recipe.autocast(dev):
                     loss = recipe.loss(model(xb), tb, criterion=criterion)
                 recipe.check_loss(loss, epoch=epoch, active=bool(xb.shape[0]))
+                if recipe.scheduled:
+                    recipe.set_lr(optimizer.param_groups, recipe.lr_at(step, total))
+                    step += 1
                 if scaler is None:
                     loss.backward()
                     optimizer.step()
