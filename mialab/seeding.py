@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -62,11 +63,11 @@ def numpy_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(check_seed(seed))
 
 
-def torch_generator(seed: int):  # -> torch.Generator (torch imported lazily)
-    """A fresh CPU ``torch.Generator`` seeded with ``seed``."""
+def torch_generator(seed: int, device: Any = "cpu"):  # -> torch.Generator (torch imported lazily)
+    """A fresh ``torch.Generator`` on ``device`` (default the CPU) seeded with ``seed``."""
     import torch
 
-    gen = torch.Generator(device="cpu")
+    gen = torch.Generator(device=device)
     gen.manual_seed(check_seed(seed))
     return gen
 

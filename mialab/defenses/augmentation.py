@@ -109,12 +109,12 @@ class Augmentation(TrainingDefense):
         if image and self.crop_padding:
             xb = random_crop(xb, self.crop_padding, generator)
         if image and self.flip:
-            flipped = torch.rand(xb.shape[0], generator=generator) < 0.5
+            flipped = (torch.rand(xb.shape[0], generator=generator) < 0.5).to(xb.device)  # drawn on the CPU
             xb = torch.where(flipped[:, None, None, None], xb.flip(-1), xb)
         if self.mixup_alpha:
             xb, tb = mixup(xb, tb, self.mixup_alpha, generator)
         if self.noise:
-            xb = xb + self.noise * torch.randn(xb.shape, generator=generator, dtype=xb.dtype)
+            xb = xb + self.noise * torch.randn(xb.shape, generator=generator, dtype=xb.dtype).to(xb.device)
         return xb, tb
 
 
@@ -124,10 +124,11 @@ def random_crop(xb: torch.Tensor, padding: int, generator: torch.Generator) -> t
     ``H x W`` window at a random offset. Vectorised by gathering all windows at once."""
     b, c, h, w = xb.shape
     padded = F.pad(xb, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator)
-    rows = offsets[0][:, None] + torch.arange(h)  # (b, H): padded row of each output row
-    cols = offsets[1][:, None] + torch.arange(w)  # (b, W)
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
+    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator)  # drawn on the CPU
+    dev = xb.device
+    rows = (offsets[0][:, None] + torch.arange(h)).to(dev)  # (b, H): padded row of each output row
+    cols = (offsets[1][:, None] + torch.arange(w)).to(dev)  # (b, W)
+    return padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
                   rows[:, None, :, None], cols[:, None, None, :]]
 
 
@@ -140,7 +141,8 @@ def mixup(xb: torch.Tensor, tb: torch.Tensor, alpha: float,
     # torch.distributions draws from the global RNG; a numpy Generator seeded from ``generator``
     # keeps every draw under the caller's seed
     beta_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    lam = torch.as_tensor(numpy_rng(beta_seed).beta(alpha, alpha, size=b), dtype=xb.dtype)
+    lam = torch.as_tensor(numpy_rng(beta_seed).beta(alpha, alpha, size=b), dtype=xb.dtype, device=xb.device)
+    partner = partner.to(xb.device)
     lam_x = lam.reshape(b, *([1] * (xb.ndim - 1)))
     mixed_t = lam[:, None].to(tb.dtype) * tb + (1 - lam[:, None].to(tb.dtype)) * tb[partner]
     return lam_x * xb + (1 - lam_x) * xb[partner], mixed_t

@@ -44,6 +44,7 @@ from torch import nn
 from mialab.defenses.base import TrainFn, TrainingDefense, check_field, register_defense
 from mialab.seeding import derive_seed, torch_generator
 from mialab.training import TrainConfig, TrainedModel
+from mialab.training.device import model_device
 from mialab.validation import check_bool, check_choice, check_int, check_real
 
 __all__ = ["DPSGD", "PrivateWrap", "ACCOUNTANTS", "GRAD_SAMPLE_MODES", "check_private_trainable", "default_delta"]
@@ -149,7 +150,8 @@ class PrivateWrap:
         common = dict(
             module=model, optimizer=optimizer, data_loader=loader, max_grad_norm=d.max_grad_norm,
             poisson_sampling=d.poisson_sampling, grad_sample_mode=d.grad_sample_mode,
-            noise_generator=torch_generator(derive_seed(self.seed, "dp-noise")),
+            # the noise is drawn where the gradients are (a CPU generator cannot draw on a GPU)
+            noise_generator=torch_generator(derive_seed(self.seed, "dp-noise"), device=model_device(model)),
         )
         # Poisson sampling draws from the loader's generator (the trainer's seeded data-order
         # generator): Opacus uses it when secure_mode is off
