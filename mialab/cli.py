@@ -240,7 +240,13 @@ def _settings(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any
     ``fields`` (flag -> field, or "group.field") that was given written over them."""
     from mialab.config import AuditConfig
 
-    base: dict[str, Any] = AuditConfig.from_toml(args.config).to_dict() if args.config else {}
+    base: dict[str, Any] = {}
+    if args.config:  # the file's own settings only (not every default), so a --recipe under it keeps its own
+        import tomllib
+
+        AuditConfig.from_toml(args.config)  # refused here with the file named if it is not a valid config
+        with open(args.config, "rb") as f:
+            base = tomllib.load(f)
     for flag, target in fields.items():
         value = getattr(args, flag)
         if value is None:
@@ -427,6 +433,10 @@ def _cmd_audit_model(args: argparse.Namespace) -> int:
         if args.arch:
             raise ValueError("--arch is for PyTorch models; scikit-learn shadows are clones of the estimator")
         model = load_sklearn(args.sklearn, trust_pickle=args.trust_pickle)
+    if config.device != "auto" and args.sklearn is None:  # a PyTorch model loads onto the CPU: move it as asked
+        from mialab.training.device import resolve_device
+
+        model = model.to(resolve_device(config.device))
     results = audit_model(model, records["members"], records["nonmembers"], population=records["population"],
                           access=args.access, top_k=args.top_k, model_factory=factory, config=config,
                           n_classes=n_classes, quiet=args.quiet, cache_dir=cache_dir_from_args(args))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mialab.seeding import check_seed
 from mialab.training import TrainConfig
 from mialab.training.device import check_device_name
@@ -25,8 +27,8 @@ DEFAULT_ATTACKS = ("threshold", "loss", "entropy", "modified-entropy", "shadow",
 #: Named training recipes for CIFAR-grade models: AuditConfig fields (architecture, training
 #: hyperparameters and the flip-and-crop augmentation the CIFAR-10 recipes use; the augmentation
 #: is a training-time defense here, so shadows and references get it too, as Kerckhoffs wants).
-#: Use ``AuditConfig(**RECIPES["cifar-fast"], dataset="cifar10")``, ``mialab.audit(...,
-#: recipe="cifar-fast")`` or ``mialab audit --recipe cifar-fast``; fields given alongside override
+#: Use ``AuditConfig.from_recipe("cifar-fast", dataset="cifar10")`` (then ``mialab.audit(config=...)``)
+#: or ``mialab audit --recipe cifar-fast``; fields given alongside (flags, a --config file) override
 #: the recipe's. The shapes follow published recipes (ResNet-18: SGD with Nesterov momentum,
 #: weight decay 5e-4, label smoothing, a warm-up then linear decay; the fast net: airbench94's
 #: SGD with Nesterov momentum, label smoothing 0.2, triangular schedule, batch 1024, flip and a
@@ -128,6 +130,8 @@ class AuditConfig:
         from mialab.attacks.base import check_attack_params
 
         check_seed(self.seed, name="seed")
+        if isinstance(self.seed, np.generic):  # JSON-ready: a plain int
+            object.__setattr__(self, "seed", int(self.seed))
         check_device_name(self.device, name="device")
         object.__setattr__(self, "attacks", _names(self.attacks, name="attacks", example="'loss'"))
         from mialab.metrics._inputs import check_fpr_targets  # the metrics own what an FPR target is
@@ -185,6 +189,8 @@ class AuditConfig:
         for name, minimum, optional in (("n_target_train", 1, True), ("n_test", 1, True),
                                         ("n_validation", 0, False)):
             object.__setattr__(self, name, check_int(getattr(self, name), name=name, low=minimum, or_none=optional))
+        if isinstance(self.member_fraction, np.generic):  # JSON-ready: a plain float
+            object.__setattr__(self, "member_fraction", float(self.member_fraction))
         check_real(self.member_fraction, name="member_fraction", low=0, high=1, closed="neither")
         if not isinstance(self.training, TrainConfig):
             raise TypeError(f"training must be a TrainConfig, got {type(self.training).__name__}")

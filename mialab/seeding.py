@@ -73,17 +73,23 @@ def torch_generator(seed: int, device: Any = "cpu"):  # -> torch.Generator (torc
 
 
 @contextlib.contextmanager
-def torch_seeded(seed: int) -> Iterator[None]:
-    """Run a block with PyTorch's global CPU RNG seeded to ``seed``, then restore it.
+def torch_seeded(seed: int, device: Any = None) -> Iterator[None]:
+    """Run a block with PyTorch's global CPU RNG seeded to ``seed``, then restore it; with a
+    CUDA ``device``, that GPU's generator too (``nn.Dropout`` on a GPU draws from it).
 
     Needed because ``nn.Module`` initialisation and ``nn.Dropout`` draw from the global
     generator. The caller's RNG state is unchanged after the block.
     """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        # the CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's
+    cuda = device is not None and torch.device(device).type == "cuda"
+    index = (torch.device(device).index or 0) if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        # the CPU generator (and the one GPU's): torch.manual_seed would reseed every device's
         torch.default_generator.manual_seed(check_seed(seed))
+        if cuda:
+            torch.cuda.manual_seed(seed) if index == torch.cuda.current_device() else \
+                torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 

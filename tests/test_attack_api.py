@@ -204,3 +204,17 @@ def test_random_state_gives_the_same_scores():
     new = LabelOnlyAttack(n_queries=3, noise=0.2, seed=9)
     np.testing.assert_array_equal(old.query_seeds(X), new.query_seeds(X))
     assert not np.array_equal(new.query_seeds(X), LabelOnlyAttack(n_queries=3, noise=0.2, seed=10).query_seeds(X))
+
+
+def test_an_attack_seed_in_attack_params_wins_under_either_name():
+    """A seed the user gives an attack in attack_params is used, whichever name: the audit's
+    derived seed is only the default (random_state, the deprecated name, warns)."""
+    import mialab
+    from mialab.training import TrainConfig
+
+    tiny = dict(n_target_train=200, n_shadows=2, n_bootstrap=20, training=TrainConfig(epochs=2), quiet=True)
+    a = mialab.audit("digits", attacks=["shadow"], attack_params={"shadow": {"seed": 3}}, **tiny)
+    with pytest.warns(DeprecationWarning, match="use seed"):
+        b = mialab.audit("digits", attacks=["shadow"], attack_params={"shadow": {"random_state": 3}}, **tiny)
+    assert a.attack("shadow").params["seed"] == b.attack("shadow").params["seed"] == 3
+    assert np.array_equal(a.attack("shadow").scores, b.attack("shadow").scores)

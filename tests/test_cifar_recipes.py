@@ -65,3 +65,16 @@ def test_named_recipes_build_and_override(name):
     assert cli.training.epochs == 2 and cli.training.lr == config.training.lr and cli.model == config.model
     with pytest.raises(ValueError, match=r"recipe must be one of \['cifar-fast', 'cifar-resnet18'\], got 'x'"):
         mialab.AuditConfig.from_recipe("x")
+
+
+def test_a_config_file_overrides_a_recipe_field_by_field(tmp_path):
+    toml = tmp_path / "r.toml"
+    toml.write_text("n_shadows = 4\n[training]\nepochs = 5\n")
+    c = config_from_args(build_parser().parse_args(["audit", "--recipe", "cifar-fast", "--config", str(toml)]))
+    assert (c.model, c.n_shadows, c.training.epochs) == ("fastnet", 4, 5)
+    assert c.training.optimizer == "sgd" and c.training.lr_schedule == "onecycle" and c.defenses  # the recipe's
+
+
+def test_nesterov_with_a_bad_momentum_names_the_momentum():
+    with pytest.raises(ValueError, match="TrainConfig.momentum must be a finite float >= 0"):
+        TrainConfig(optimizer="sgd", nesterov=True, momentum=None)

@@ -127,3 +127,29 @@ def test_a_model_trained_on_the_gpu_audits_the_same_on_the_cpu():
     on_gpu = mialab.training.predict_logits(tm.model, X)
     on_cpu = mialab.training.predict_logits(tm.model.to("cpu"), X)
     assert np.abs(on_gpu - on_cpu).max() < 1e-4
+
+
+def test_audit_model_device_forms():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    model = build_model("mlp", input_shape=(64,), n_classes=10, width=8)
+    res = mialab.audit_model(model, (X[:60], y[:60]), (X[60:120], y[60:120]), attacks=["correctness"],
+                             device="auto", quiet=True)
+    assert res.config["device"] == "auto"
+    if not HAS_CUDA:
+        assert res.hardware["device"] == "cpu"
+    with pytest.raises(ValueError, match="device must be .*got 'meta'"):
+        mialab.audit_model(model, (X[:60], y[:60]), (X[60:120], y[60:120]), attacks=["correctness"], device="meta")
+    meta = build_model("mlp", input_shape=(64,), n_classes=10, width=8).to("meta")
+    with pytest.raises(ValueError, match=r"device='cpu' but the model's parameters are on 'meta': move the model"):
+        mialab.audit_model(meta, (X[:60], y[:60]), (X[60:120], y[60:120]), attacks=["correctness"], device="cpu")
+
+
+def test_numpy_settings_are_stored_as_plain_numbers():
+    c = mialab.AuditConfig(member_fraction=np.float32(0.25), seed=np.int64(3))
+    assert type(c.member_fraction) is float and type(c.seed) is int
+    import json
+
+    json.dumps(c.to_dict())

@@ -65,6 +65,7 @@ from mialab.pipeline.runner import attack_all, audit_gate, audit_verdict
 from mialab.pipeline.threat import online_reference_membership, target_like_shadow_membership
 from mialab.seeding import check_seed, derive_seed
 from mialab.training import TrainConfig, logit_query
+from mialab.training.device import model_device, resolve_device
 from mialab.types import AuditSplit, MembershipMatrix, ModelOutputs, check_finite
 from mialab.validation import check_bool, check_choice, check_int, check_str
 
@@ -114,9 +115,13 @@ def wrap_model(model: Any, *, n_classes: int, output: str = "auto", batch_size: 
     if _is_torch_module(model):
         if output not in ("auto", "logits"):
             raise ValueError(f"a torch.nn.Module is audited on its logits: output must be 'logits', got {output!r}")
+        if device is not None:  # the model is queried where it lives: a different device is a mistake to say
+            where, asked = model_device(model), resolve_device(device)
+            if where.type != asked.type or (asked.index is not None and where.index != asked.index):
+                raise ValueError(f"device={device!r} but the model's parameters are on {str(where)!r}: move the "
+                                 f"model there first (model.to({str(asked)!r})) or leave device unset")
         # the one batching rule of every model query (mialab.training.outputs.query_batch_size)
-        return WrappedModel(logit_query(model, batch_size=batch_size, device=device), "logits", n_classes, "torch",
-                            model)
+        return WrappedModel(logit_query(model, batch_size=batch_size), "logits", n_classes, "torch", model)
     if _is_estimator(model):
         if output not in ("auto", "probabilities"):
             raise ValueError(f"a scikit-learn estimator is audited on predict_proba: output must be "
@@ -357,8 +362,10 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
     if model_params is not None and not isinstance(model_params, Mapping):
         raise TypeError(f"model_params must be a mapping of hyperparameters or None, got {model_params!r}")
     check_int(batch_size, name="batch_size", low=1, hint="records per query", or_none=True)
-    if device is not None:
-        check_str(device, name="device", hint="('cpu', 'cuda', 'cuda:N', 'mps' or 'auto') or None")
+    # where the shadows mialab trains go (and a GPU the machine lacks is refused now, not later)
+    train_device = resolve_device(device if device is not None else "auto")
+    if device == "auto":
+        device = None  # the target: where its parameters are
     check_bool(quiet, name="quiet")
     check_str(name, name="name")
     if train_fn is not None and not callable(train_fn):
@@ -410,7 +417,7 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
 
     wrapped = wrap_model(model, n_classes=n_classes, output=output, batch_size=batch_size, device=device)
     trainer = _trainer(wrapped, train_fn, model_factory, model_params, training, n_classes=n_classes,
-                       batch_size=batch_size, device=device)
+                       batch_size=batch_size, device=train_device)
     can_train = trainer is not None and split.pool.size > 0
     allowed = [a for a in DEFAULT_ATTACKS if _fits(a, access) and (can_train or a == "correctness")]
     chosen = list(attacks) if attacks is not None else (allowed or ["correctness"])
@@ -430,7 +437,7 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
     config = AuditConfig(dataset=name, model=_model_name(wrapped, model_factory), attacks=tuple(chosen),
                          n_shadows=n_shadows, n_reference_models=n_reference_models, seed=seed,
                          n_bootstrap=n_bootstrap, model_params=dict(model_params or {}),
-                         training=training or TrainConfig(),
+                         training=training or TrainConfig(), device=device if device is not None else "auto",
                          **({} if config_in is None else {"attack_params": config_in.attack_params,
                                                           "fpr_targets": config_in.fpr_targets,
                                                           "fail_if": config_in.fail_if}))
@@ -505,7 +512,7 @@ def run_model_audit(model: Any, members: Any, nonmembers: Any, *, population: An
                 "generalization_gap": train_acc - test_acc, "seed": None, "trained_by": "user",
                 "accuracy_note": "train_accuracy on the known members, test_accuracy on the non-members"},
         shadows=shadows_summary, shadow_membership=membership if shadow_queries else None, attacks=results,
-        metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(),
+        metrics=metrics, target_outputs=outputs, timings=timings, versions=versions(), hardware=hardware(train_device),
         reference_models=ref_summary, reference_membership=ref_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
         warnings=warnings, verdict=audit_verdict(config, results, metrics), gate=audit_gate(config, results))
@@ -532,7 +539,7 @@ Trainer = Callable[..., tuple[list[WrappedModel], list[dict[str, Any]], Membersh
 
 
 def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, training, *, n_classes: int,
-             batch_size: int, device: str) -> Trainer | None:
+             batch_size: int, device: Any) -> Trainer | None:
     """How shadow/reference models like the target are trained, or None if there is no way."""
     if model_factory is not None and wrapped.kind != "torch":
         raise ValueError("model_factory is for torch targets; for this model pass train_fn(X, y, seed)")
@@ -543,7 +550,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
             models, membership = train_shadows(data, split, membership, model=model_factory,
                                                model_params=model_params or {}, training=training or TrainConfig(),
                                                seed=seed, quiet=quiet, role=role, cache_dir=cache_dir, stats=stats,
-                                               device=device or "auto")
+                                               device=device)
             return ([wrap_model(tm.model, n_classes=n_classes) for tm in models], [tm.summary() for tm in models],
                     membership)
         return registry
@@ -553,7 +560,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
         recipe = training or TrainConfig()
 
         def fit_torch(X, y, seed):
-            return train_model(model_factory, X, y, config=recipe, seed=seed, device=device or "auto").model
+            return train_model(model_factory, X, y, config=recipe, seed=seed, device=device).model
         train_fn = fit_torch
     if train_fn is None and wrapped.kind == "sklearn":
         def fit_clone(X, y, seed):
@@ -577,10 +584,7 @@ def _trainer(wrapped: WrappedModel, train_fn, model_factory, model_params, train
             ids = membership.record_ids[membership.matrix[k]]
             t = time.perf_counter()
             trained = train_fn(data.X[ids], data.y[ids], derive_seed(seed, role, k, "train"))
-            on = device
-            if _is_torch_module(trained):  # query it where it lives (mialab's trainer returns CPU modules)
-                first = next(iter(trained.parameters()), None)
-                on = str(first.device) if first is not None else "cpu"
+            on = None  # a torch shadow is queried where it lives; other forms have no device
             # a callable shadow answers in the form the target's answers were found (or declared) to take
             like_target = wrapped.kind == "callable" and not _is_torch_module(trained) \
                 and not _is_estimator(trained)

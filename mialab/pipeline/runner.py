@@ -116,8 +116,9 @@ def attack_all(config: AuditConfig, data: Dataset, split: AuditSplit, target_que
     for i, name in enumerate(config.attacks):
         t = time.perf_counter()
         log.info("attack %d of %d: %s", i + 1, len(config.attacks), name)
-        params = {"seed": derive_seed(config.seed, "attack", name) % 2**32,
-                  **config.attack_params.get(name, {})}
+        params = dict(config.attack_params.get(name, {}))
+        if "seed" not in params and "random_state" not in params:  # a seed the user set (either name) wins
+            params["seed"] = derive_seed(config.seed, "attack", name) % 2**32
         online = name in config.online_attacks
         if online and reference_membership is None:
             raise ValueError(f"attack {name!r} is online: it needs reference models trained on the evaluated records")

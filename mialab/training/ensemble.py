@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from mialab.seeding import check_seed
-from mialab.training.device import resolve_device
+from mialab.training.device import model_device, resolve_device
 from mialab.training.outputs import eval_logits, forward_batched, query_batch_size
 from mialab.training.recipe import BatchTransform, Recipe, TrainConfig, as_tensors, evaluate
 from mialab.training.stacked import (
@@ -132,6 +132,8 @@ def plan_stacking(model: nn.Module, x_probe: torch.Tensor, config: TrainConfig, 
             if config.precision == "fp16":
                 raise Unsupported("fp16 needs a gradient scaler per model, which the stacked step does not keep")
             probe = probe_model(model, x_probe)
+            if probe.dropout and x_probe.device.type != "cpu":
+                raise Unsupported("dropout on a GPU draws from the GPU's generator per model: trained one by one")
             StackedOptimizer(make_program(name, [model], probe, x_probe).params, config)
         except Unsupported as e:
             why.append(f"{name}: {e}")
@@ -414,12 +416,13 @@ def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, b
     outs = []
     for start in range(0, len(models), size):
         group = models[start:start + size]
+        dev = model_device(group[0])  # the group is queried where its models are
         prog = None
         if backend != "loop" and Xt.shape[0] > 0:
             for name in (("bmm",) if backend == "auto" else (backend,)):
                 try:
-                    probe = probe_model(group[0], Xt[:2], training=False)
-                    prog = make_program(name, group, probe, Xt[:2])
+                    probe = probe_model(group[0], Xt[:2].to(dev), training=False)
+                    prog = make_program(name, group, probe, Xt[:2].to(dev))
                     break
                 except Unsupported as e:
                     if backend != "auto":
@@ -429,7 +432,7 @@ def predict_many(models: Sequence[nn.Module | TrainedModel], X: np.ndarray, *, b
             continue
         prog.train(False)
         outs.append(forward_batched(lambda xb: prog.forward(xb, shared=True), Xt, batch_size=batch_size,
-                                    dim=1).numpy())
+                                    device=dev, dim=1).numpy())
     logits = np.concatenate(outs).astype(np.float32, copy=False)
     check_finite(logits, name="model logits")
     return logits

@@ -91,9 +91,6 @@ class TrainConfig:
         store("nesterov", check_bool(self.nesterov, name="TrainConfig.nesterov"))
         store("warmup_fraction", check_real(self.warmup_fraction, name="TrainConfig.warmup_fraction", low=0.0,
                                             high=1.0, closed="left"))
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
-            raise ValueError(f"TrainConfig.nesterov needs optimizer='sgd' with momentum > 0, got optimizer="
-                             f"{self.optimizer!r}, momentum={self.momentum!r}")
         store("lr", check_real(self.lr, name="TrainConfig.lr", low=0.0, closed="neither"))
         for name in ("momentum", "weight_decay"):
             store(name, check_real(getattr(self, name), name=f"TrainConfig.{name}", low=0.0))
@@ -101,6 +98,9 @@ class TrainConfig:
                                             high=1.0, closed="left"))
         store("early_stopping_patience", check_int(self.early_stopping_patience,
                                                    name="TrainConfig.early_stopping_patience", low=1, or_none=True))
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError(f"TrainConfig.nesterov needs optimizer='sgd' with momentum > 0, got optimizer="
+                             f"{self.optimizer!r}, momentum={self.momentum!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,9 +245,10 @@ class Recipe:
         return torch_generator(ModelSeeds.of(seed).dropout)
 
     @staticmethod
-    def dropout_seeded(seed: int) -> AbstractContextManager[None]:
-        """The global RNG seeded with the ``dropout`` seed for the block (one model's training)."""
-        return torch_seeded(ModelSeeds.of(seed).dropout)
+    def dropout_seeded(seed: int, device: Any = None) -> AbstractContextManager[None]:
+        """The global RNG seeded with the ``dropout`` seed for the block (one model's training),
+        and ``device``'s generator too when it is a GPU (dropout there draws from it)."""
+        return torch_seeded(ModelSeeds.of(seed).dropout, device=device)
 
     # -- batch order -----------------------------------------------------------------------------
     def n_batches(self, n: int | np.ndarray) -> Any:
@@ -367,7 +368,8 @@ class Recipe:
         model (one that trained on rows this step) is NaN/inf. ``loss``: a scalar, or ``(K,)``
         with ``model_ids`` naming the K models (membership rows) in the message."""
         values = loss.detach().reshape(-1)
-        bad = ~torch.isfinite(values) & torch.as_tensor(np.asarray(active, dtype=bool)).reshape(-1)
+        bad = ~torch.isfinite(values) & torch.as_tensor(np.asarray(active, dtype=bool),
+                                                        device=values.device).reshape(-1)
         if bad.any():
             k = int(torch.nonzero(bad)[0])
             who = "" if model_ids is None else f" of model {model_ids[k]} (membership row)"

@@ -171,7 +171,7 @@ def train_model(
     epochs_run = 0
     step, total = 0, config.epochs * (len(loader) if loader is not None else recipe.n_batches(Xt.shape[0]))
     model.train()
-    with recipe.dropout_seeded(seed):
+    with recipe.dropout_seeded(seed, dev):
         for epoch in range(config.epochs):
             for xb, tb in batches():
                 if batch_transform is not None:
