@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mialab.comparison import DefenseComparison, _dataset_argument, run_comparison
+from mialab.comparison import DefenseComparison, run_comparison
 from mialab.config import AuditConfig
 from mialab.data import Dataset
 from mialab.pipeline.compose import run_audit
@@ -101,8 +102,6 @@ def audit_model(model: Any, members: Any, nonmembers: Any, *, out: str | Path | 
     """
     if out is not None:
         check_run_dir(out, overwrite=overwrite, name="out")
-    if "config" in settings:
-        settings["config"] = _config(settings["config"])
     res = run_model_audit(model, members, nonmembers, **settings)
     if out is not None:
         write_run(res, out, overwrite=overwrite)
@@ -134,6 +133,23 @@ def compare_defenses(candidates: list[str] | Mapping[str, Mapping[str, Any]] = (
     if out is not None:
         write_comparison(comparison, out, report=not comparison.baseline_supplied, overwrite=overwrite)
     return comparison
+
+
+def _dataset_argument(dataset: str | Dataset | None, data: str | Dataset | None) -> str | Dataset | None:
+    """``compare_defenses``'s dataset: ``dataset``, or the deprecated ``data`` with a warning;
+    the type is checked by :func:`~mialab.comparison.run_comparison`."""
+    if data is not None:
+        if dataset is not None:
+            raise ValueError("pass the dataset once, as dataset= (data= is its deprecated alias), got both "
+                             f"dataset={_short(dataset)} and data={_short(data)}")
+        warnings.warn("compare_defenses(data=...) is deprecated and will be removed in the next release; "
+                      "use dataset= (as in mialab.audit)", DeprecationWarning, stacklevel=3)
+        dataset = data
+    return dataset
+
+
+def _short(dataset: object) -> str:
+    return repr(dataset) if isinstance(dataset, str) else f"<{type(dataset).__name__}>"
 
 
 def _with_keywords(facade: Any, core: Any, skip: int) -> None:

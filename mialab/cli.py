@@ -240,13 +240,8 @@ def _settings(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any
     ``fields`` (flag -> field, or "group.field") that was given written over them."""
     from mialab.config import AuditConfig
 
-    base: dict[str, Any] = {}
-    if args.config:  # the file's own settings only (not every default), so a --recipe under it keeps its own
-        import tomllib
-
-        AuditConfig.from_toml(args.config)  # refused here with the file named if it is not a valid config
-        with open(args.config, "rb") as f:
-            base = tomllib.load(f)
+    # the file's own settings only (not every default), so a --recipe under it keeps its own
+    base: dict[str, Any] = AuditConfig.read_toml(args.config) if args.config else {}
     for flag, target in fields.items():
         value = getattr(args, flag)
         if value is None:

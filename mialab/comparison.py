@@ -26,7 +26,6 @@ import html
 import logging
 import tempfile
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,7 +414,9 @@ def run_comparison(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l
     with ``config`` it must agree with ``config.dataset``) or a :class:`~mialab.data.Dataset`
     to audit instead of the built-in ``config.dataset``.
     """
-    dataset = _dataset_argument(dataset, None)
+    if dataset is not None and not isinstance(dataset, (str, Dataset)):
+        raise TypeError(f"dataset must be a dataset name, a mialab.data.Dataset or None, "
+                        f"got {type(dataset).__name__}")
     specs = candidate_specs(candidates)
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
@@ -461,26 +462,6 @@ def run_comparison(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l
     rows, differences = _rows(results)
     return DefenseComparison(rows=rows, results=results, wall_time_s=time.perf_counter() - t0,
                              baseline_supplied=baseline is not None, differences=differences)
-
-
-def _dataset_argument(dataset: str | Dataset | None, data: str | Dataset | None) -> str | Dataset | None:
-    """``compare_defenses``'s dataset: ``dataset``, or the deprecated ``data`` with a warning;
-    checked to be a name, a :class:`~mialab.data.Dataset` or ``None``."""
-    if data is not None:
-        if dataset is not None:
-            raise ValueError("pass the dataset once, as dataset= (data= is its deprecated alias), got both "
-                             f"dataset={_short(dataset)} and data={_short(data)}")
-        warnings.warn("compare_defenses(data=...) is deprecated and will be removed in the next release; "
-                      "use dataset= (as in mialab.audit)", DeprecationWarning, stacklevel=3)
-        dataset = data
-    if dataset is not None and not isinstance(dataset, (str, Dataset)):
-        raise TypeError(f"dataset must be a dataset name, a mialab.data.Dataset or None, "
-                        f"got {type(dataset).__name__}")
-    return dataset
-
-
-def _short(dataset: object) -> str:
-    return repr(dataset) if isinstance(dataset, str) else f"<{type(dataset).__name__}>"
 
 
 def _training(name: str, base: TrainConfig, spec: Mapping[str, Any]) -> TrainConfig:

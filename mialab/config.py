@@ -287,21 +287,13 @@ class AuditConfig:
         Every error names the file: one that is missing or a directory, TOML that does not
         parse (with its line and column), and settings :meth:`from_dict` refuses.
         """
-        path = check_file(path, name="config file", kind="TOML file")
-        try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"config file {str(path)!r} is not UTF-8 text (TOML): {exc.reason} at byte "
-                             f"{exc.start}") from None
-        except PermissionError:
-            raise PermissionError(f"config file {str(path)!r} cannot be read: permission denied") from None
-        try:
-            return cls.from_dict(data)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"config file {str(path)!r}: {exc}") from None
+        return _load_toml(path)[1]
+
+    @staticmethod
+    def read_toml(path: str | Path) -> dict[str, Any]:
+        """The settings a TOML file sets, as a plain mapping (only those it sets, no defaults,
+        so another layer of settings can go under it), checked as :meth:`from_toml` checks them."""
+        return _load_toml(path)[0]
 
     def replace(self, **changes: Any) -> "AuditConfig":
         return dataclasses.replace(self, **changes)
@@ -331,3 +323,22 @@ def _defense_specs(value: Any) -> tuple[Mapping[str, Any], ...]:
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"defenses must be a list of mappings with a 'name', got {value!r} ({type(value).__name__})")
     return tuple(value)
+
+
+def _load_toml(path: str | Path) -> tuple[dict[str, Any], AuditConfig]:
+    """The mapping a TOML file holds and the configuration it makes; every error names the file."""
+    path = check_file(path, name="config file", kind="TOML file")
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {str(path)!r} is not UTF-8 text (TOML): {exc.reason} at byte "
+                         f"{exc.start}") from None
+    except PermissionError:
+        raise PermissionError(f"config file {str(path)!r} cannot be read: permission denied") from None
+    try:
+        return data, AuditConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"config file {str(path)!r}: {exc}") from None

@@ -231,5 +231,4 @@ def _key(fingerprint: str, job: Job, *, model: str, params: Mapping[str, Any], r
     return cache_key(dataset=fingerprint, train_ids=ids(job.train_ids),
                      validation_ids=ids(job.validation_ids), reference_ids=ids(job.reference_ids),
                      test_ids=ids(test_ids), model=model, model_params=dict(params), training=recipe,
-                     defense=defense.describe(), seed=int(job.seed),
-                     **({} if device == "cpu" else {"device": device}))
+                     defense=defense.describe(), seed=int(job.seed), device=device)

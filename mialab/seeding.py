@@ -84,12 +84,12 @@ def torch_seeded(seed: int, device: Any = None) -> Iterator[None]:
 
     cuda = device is not None and torch.device(device).type == "cuda"
     index = (torch.device(device).index or 0) if cuda else None
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[index] if cuda else []):
         # the CPU generator (and the one GPU's): torch.manual_seed would reseed every device's
-        torch.default_generator.manual_seed(check_seed(seed))
+        torch.default_generator.manual_seed(seed)
         if cuda:
-            torch.cuda.manual_seed(seed) if index == torch.cuda.current_device() else \
-                torch.cuda.default_generators[index].manual_seed(seed)
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 
