@@ -418,6 +418,9 @@ def run_comparison(candidates: list[str] | Mapping[str, Mapping[str, Any]] = ("l
         raise TypeError(f"dataset must be a dataset name, a mialab.data.Dataset or None, "
                         f"got {type(dataset).__name__}")
     specs = candidate_specs(candidates)
+    if config is not None and not isinstance(config, AuditConfig):
+        raise TypeError(f"config must be an AuditConfig or None (mialab.compare_defenses also reads a TOML path), "
+                        f"got {type(config).__name__}")
     if config is not None and settings:
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
     name = dataset if isinstance(dataset, str) else None

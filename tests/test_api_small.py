@@ -80,3 +80,9 @@ def test_dataset_and_data_together_or_a_bad_type_are_refused(calls):
     with pytest.raises(TypeError, match=r"dataset must be a dataset name, a mialab.data.Dataset or None, got int"):
         compare_defenses(["top-1"], dataset=3, quiet=True)
     assert calls == []
+
+
+def test_run_comparison_refuses_a_config_that_is_not_one(calls):
+    with pytest.raises(TypeError, match=r"config must be an AuditConfig or None .* got str"):
+        comparison.run_comparison(["top-1"], config="audit.toml", quiet=True)
+    assert calls == []
