@@ -52,6 +52,8 @@ _FIELDS = {
     "lr": "training.lr", "weight_decay": "training.weight_decay",
     "early_stopping": "training.early_stopping_patience", "precision": "training.precision", "device": "device",
     "width": "model_params.width", "depth": "model_params.depth", "dropout": "model_params.dropout",
+    "backend": "backend", "workers": "workers", "threads_per_task": "threads_per_task",
+    "models_per_task": "models_per_task", "ray_address": "ray_address", "gpus_per_task": "gpus_per_task",
 }
 
 
@@ -212,6 +214,23 @@ def _add_audit_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--n-validation", type=int,
                    help="records of the target's training data held out for early stopping (default 0)")
     _add_run_args(a, out="runs/<dataset>-<model>-seed<seed>", defaults=False)
+    x = a.add_argument_group("where shadow and reference models train (see README, \"Scale out\")")
+    x.add_argument("--backend", choices=["auto", "inprocess", "processes", "ray"],
+                   help="auto (default: local worker processes on a multi-core CPU for a fleet big enough to "
+                        "repay starting them, else this process with every core as a thread), inprocess, "
+                        "processes, or ray (a Ray cluster; pip install 'mialab[ray]'); the target always trains "
+                        "in this process")
+    x.add_argument("--workers", type=int, help="workers a fleet is planned for (default: usable cores / "
+                                               "--threads-per-task; Ray: the cluster's CPUs / --threads-per-task)")
+    x.add_argument("--threads-per-task", type=int,
+                   help="torch threads per shadow/reference task (default 1 on the named backends, so their "
+                        "results agree bit for bit)")
+    x.add_argument("--models-per-task", type=int,
+                   help="stacked models per task (default: the stacking rule, capped so every worker gets a task)")
+    x.add_argument("--ray-address", help="the Ray cluster to join with --backend ray: auto, HOST:6379 or "
+                                         "ray://HOST:10001 (default: a local one)")
+    x.add_argument("--gpus-per-task", type=float,
+                   help="share of a GPU each Ray task reserves when models train on GPUs, e.g. 0.25 (default 1)")
     a.add_argument("--reference-models", type=int,
                    help="reference models of the online attacks (lira-online, rmia-online); even "
                         "(default: --shadows rounded up to even)")

@@ -90,6 +90,22 @@ class AuditConfig:
     device: where every model of the audit trains and answers queries: ``"auto"`` (default: a
         CUDA GPU when one is visible, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
         ``"mps"`` (:mod:`mialab.training.device`); mixed precision is ``training.precision``.
+    backend: where shadow and reference models train (:mod:`mialab.fleet.backends`): ``"auto"``
+        (default: local worker processes on a multi-core CPU for a fleet big enough to repay
+        starting them, else this process with every core as a torch thread; see
+        :class:`mialab.fleet.backends.Auto`), ``"inprocess"``, ``"processes"`` or ``"ray"`` (a Ray
+        cluster, ``pip install 'mialab[ray]'``). The target always trains in this process.
+    workers: the workers a fleet is planned for (default: usable cores / ``threads_per_task``;
+        Ray: the cluster's CPUs / ``threads_per_task``). With ``threads_per_task`` and
+        ``models_per_task`` it fixes the plan: the same plan gives the same bits on any backend.
+    threads_per_task: torch threads each shadow/reference task trains with (default: 1 on the
+        named backends, so their plans agree; the count changes float rounding).
+    models_per_task: stacked models per task (default: the stacking rule, capped at
+        ``ceil(n_models / workers)``); set it lower for a cluster with many workers.
+    ray_address: the Ray cluster to join (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``);
+        ``None``: the one this process is connected to, else a local one. Backend ``"ray"`` only.
+    gpus_per_task: the share of a GPU each Ray task reserves when models train on GPUs (e.g.
+        0.25: four small-model tasks share one GPU; default 1). Backend ``"ray"`` only.
     fail_if: privacy budgets for a pipeline gate, e.g. ``("auc>0.6", "tpr@1%>0.05")`` (syntax in
         :mod:`mialab.metrics.gate`): the audit fails (``mialab audit`` exits 3) when the corrected lower
         bound of the worst attack's metric exceeds a budget. Default ``()``: no gate. Checked
@@ -124,6 +140,12 @@ class AuditConfig:
     standardize: bool = False
     fail_if: tuple[str, ...] = ()
     device: str = "auto"
+    backend: str = "auto"
+    workers: int | None = None
+    threads_per_task: int | None = None
+    models_per_task: int | None = None
+    ray_address: str | None = None
+    gpus_per_task: float | None = None
 
     def __post_init__(self) -> None:
         from mialab.attacks import attack_names  # the registry owns the valid names
@@ -133,6 +155,7 @@ class AuditConfig:
         if isinstance(self.seed, np.generic):  # JSON-ready: a plain int
             object.__setattr__(self, "seed", int(self.seed))
         check_device_name(self.device, name="device")
+        self._check_execution()
         object.__setattr__(self, "attacks", _names(self.attacks, name="attacks", example="'loss'"))
         from mialab.metrics._inputs import check_fpr_targets  # the metrics own what an FPR target is
 
@@ -205,6 +228,32 @@ class AuditConfig:
         if patience is not None and not self.n_validation:
             raise ValueError("training.early_stopping_patience needs a validation slice: set n_validation > 0 "
                              f"(got n_validation={self.n_validation})")
+
+    def _check_execution(self) -> None:
+        from mialab.fleet.backends import BACKEND_NAMES
+
+        check_choice(self.backend, name="backend", options=BACKEND_NAMES)
+        object.__setattr__(self, "workers", check_int(self.workers, name="workers", low=1, or_none=True))
+        object.__setattr__(self, "threads_per_task",
+                           check_int(self.threads_per_task, name="threads_per_task", low=1, or_none=True))
+        object.__setattr__(self, "models_per_task",
+                           check_int(self.models_per_task, name="models_per_task", low=1, or_none=True))
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address):
+            raise TypeError(f"ray_address must be a Ray cluster address (str) or None, got {self.ray_address!r}")
+        object.__setattr__(self, "gpus_per_task", check_real(self.gpus_per_task, name="gpus_per_task", low=0, high=1,
+                                                             closed="right", or_none=True))
+        for name in ("ray_address", "gpus_per_task"):
+            if getattr(self, name) is not None and self.backend != "ray":
+                raise ValueError(f"{name} is for backend 'ray', got {name}={getattr(self, name)!r} with "
+                                 f"backend={self.backend!r}")
+
+    def fleet_backend(self) -> Any:
+        """The :class:`~mialab.fleet.backends.Backend` these settings name (Ray is imported, not
+        yet connected: asking for it without Ray installed says how to install it)."""
+        from mialab.fleet.backends import make_backend
+
+        return make_backend(self.backend, workers=self.workers, threads=self.threads_per_task,
+                            ray_address=self.ray_address, gpus_per_task=self.gpus_per_task)
 
     @property
     def online_attacks(self) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ import pytest
 
 import mialab
 import mialab.fleet as fleet
+import mialab.fleet.jobs as fleet_jobs
+import mialab.fleet.tasks as fleet_tasks
 from mialab import TrainConfig
 
 TINY = dict(n_shadows=6, n_bootstrap=50, training=TrainConfig(epochs=3, batch_size=64), quiet=True,
@@ -21,8 +23,8 @@ def test_a_second_audit_with_the_same_settings_trains_nothing(tmp_path, monkeypa
     first = mialab.audit("digits", seed=0, cache_dir=tmp_path, **TINY)
     assert first.model_counts == {"trained": 7, "loaded_from_cache": 0}
     calls = []
-    monkeypatch.setattr(fleet, "train_many", lambda *a, **k: calls.append("many"))
-    monkeypatch.setattr(fleet, "train_model", lambda *a, **k: calls.append("one"))
+    monkeypatch.setattr(fleet_tasks, "train_many", lambda *a, **k: calls.append("many"))
+    monkeypatch.setattr(fleet_tasks, "train_model", lambda *a, **k: calls.append("one"))
     second = mialab.audit("digits", seed=0, cache_dir=tmp_path, **TINY)
     assert calls == [] and second.model_counts == {"trained": 0, "loaded_from_cache": 7}
     for name, s in _scores(first).items():
@@ -35,9 +37,9 @@ def test_a_second_audit_with_the_same_settings_trains_nothing(tmp_path, monkeypa
 
 
 def test_an_interrupted_audit_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(fleet, "_group_size", lambda *a: 2)  # three groups of two shadows
+    monkeypatch.setattr(fleet_jobs, "_group_size", lambda *a: 2)  # three groups of two shadows
     whole = mialab.audit("digits", seed=1, cache_dir=tmp_path / "whole", **TINY)
-    real = fleet.train_many
+    real = fleet_tasks.train_many
     groups = []
 
     def dies_on_the_second_group(*a, **k):
@@ -46,10 +48,10 @@ def test_an_interrupted_audit_resumes_and_matches_an_uninterrupted_one(tmp_path,
             raise KeyboardInterrupt  # a kill half-way through the shadow models
         return real(*a, **k)
 
-    monkeypatch.setattr(fleet, "train_many", dies_on_the_second_group)
+    monkeypatch.setattr(fleet_tasks, "train_many", dies_on_the_second_group)
     with pytest.raises(KeyboardInterrupt):
         mialab.audit("digits", seed=1, cache_dir=tmp_path / "killed", **TINY)
-    monkeypatch.setattr(fleet, "train_many", real)
+    monkeypatch.setattr(fleet_tasks, "train_many", real)
     resumed = mialab.audit("digits", seed=1, cache_dir=tmp_path / "killed", **TINY)
     # the target and the first group survived the kill; only two groups were trained again
     assert resumed.model_counts == {"trained": 4, "loaded_from_cache": 3}
@@ -114,7 +116,7 @@ def test_fleet_groups_models_by_train_manys_rule():
             m = fn()
         x = torch.tensor(ds.X[:2], dtype=torch.float32)
         plan = plan_stacking(m, x, recipe)
-        assert fleet._group_size(fn, ds, recipe) == plan.group_size
+        assert fleet_jobs._group_size(fn, ds, recipe) == plan.group_size
         if recipe.early_stopping_patience is None:
             assert plan.backend == "bmm" and plan.group_size == auto_group_size(probe_model(m, x), recipe.batch_size) > 1
         else:

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import mialab.fleet as fleet
+import mialab.fleet.jobs as fleet_jobs
+import mialab.fleet.tasks as fleet_tasks
 from mialab.data import load_dataset
 from mialab.fleet import Job, train_jobs
 from mialab.training import TrainConfig
@@ -33,7 +35,7 @@ def _run(data, jobs, cache_dir=None, **kw):
 
 
 def test_stacked_groups_advance_every_epoch_and_sum_to_the_job_count(digits, monkeypatch):
-    monkeypatch.setattr(fleet, "_group_size", lambda *a: 3)  # two groups of three
+    monkeypatch.setattr(fleet_jobs, "_group_size", lambda *a: 3)  # two groups of three
     _, seen = _run(digits, _jobs(6))
     # one report per model per epoch (a group of 3 reports 3 shares of 1/4 per epoch)
     assert len(seen) == 6 * RECIPE.epochs

@@ -180,7 +180,8 @@ def test_results_json_has_the_documented_keys_and_types(run_dir):
     doc = load(run_dir)
     assert set(doc) == {"schema_version", "config", "dataset", "split_sizes", "target", "shadows",
                         "reference_models", "attacks", "most_exposed", "attack_params", "worst_case",
-                        "distributions", "timings", "model_counts", "versions", "hardware", "defense_comparison",
+                        "distributions", "timings", "model_counts", "versions", "hardware", "execution",
+                        "defense_comparison",
                         "warnings", "verdict", "privacy_gate"}
     readme = (ROOT / "README.md").read_text()
     for key in doc:

@@ -21,7 +21,8 @@ from mialab.config import AuditConfig
 from mialab.data import Dataset, load_dataset, standardize_features
 from mialab.defenses.base import TrainingDefense
 from mialab.defenses.masking import masked_query
-from mialab.fleet import Job, train_jobs
+from mialab.fleet import InProcess, Job, train_jobs
+from mialab.fleet.backends import Backend
 from mialab.pipeline.progress import progress_bar
 from mialab.pipeline.provenance import hardware, versions
 from mialab.pipeline.runner import attack_all, audit_gate, audit_verdict
@@ -53,9 +54,11 @@ def train_target(dataset: Dataset, split: AuditSplit, *, model: str = "mlp",
               reference_ids=split.reference if split.reference.size else None)
     bar = None if quiet else progress_bar(total=training.epochs, desc="target model (epochs)")
     try:
+        # the target trains here, with this process's torch threads (it is one model: nothing to spread)
         return train_jobs(dataset, [job], model=model, model_params=model_params or {}, training=training,
                           defense=defense, test_ids=split.test, cache_dir=cache_dir, stats=stats,
-                          on_epoch=None if bar is None else (lambda done: bar.update(1)), device=device)[0]
+                          on_epoch=None if bar is None else (lambda done: bar.update(1)), device=device,
+                          backend=InProcess(threads=None), role="target")[0]
     finally:
         if bar is not None:
             bar.close()
@@ -67,7 +70,8 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
                   defense: TrainingDefense | None = None, role: str = "shadow",
                   cache_dir: str | Path | None = None, many: bool = True,
                   stats: dict[str, int] | None = None, device: str | Any = "cpu",
-                  ) -> tuple[list[TrainedModel], MembershipMatrix]:
+                  backend: str | Backend = "auto", models_per_task: int | None = None,
+                  execution: dict[str, Any] | None = None) -> tuple[list[TrainedModel], MembershipMatrix]:
     """Train one shadow model per row of ``membership`` with the target's recipe (and
     ``defense``, when the attacker is assumed to know it).
 
@@ -82,7 +86,9 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
 
     Models are trained many at once when the recipe allows (``many=False``: one by one; the
     same weights to float rounding) and, with ``cache_dir``, stored and reused (see
-    :mod:`mialab.fleet`); ``stats`` receives how many were trained and loaded.
+    :mod:`mialab.fleet`); ``stats`` receives how many were trained and loaded. ``backend``,
+    ``models_per_task``: where and in what tasks they train (:func:`mialab.fleet.train_jobs`);
+    ``execution`` receives how the fleet ran.
     """
     training = training or TrainConfig()
     if role not in ("shadow", "reference"):
@@ -124,7 +130,8 @@ def train_shadows(dataset: Dataset, split: AuditSplit, membership: MembershipMat
     try:
         models = train_jobs(dataset, jobs, model=model, model_params=model_params or {}, training=training,
                             defense=defense, test_ids=split.test, cache_dir=cache_dir, many=many, stats=stats,
-                            on_progress=None if bar is None else bar.update, device=device)
+                            on_progress=None if bar is None else bar.update, device=device, backend=backend,
+                            role=role, models_per_task=models_per_task, execution=execution)
     finally:
         if bar is not None:
             bar.close()
@@ -199,6 +206,8 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
         config.dataset, root=config.data_root, download=config.download)
     device = resolve_device(config.device)  # once: every model of the audit trains and answers there
     check_precision(config.training.precision, device)
+    backend = config.fleet_backend()
+    backend.prepare(device)  # worker processes start while the data loads and the target trains
     defense = config.training_defense()
     split = audit_split(data, config, defense)
     if config.standardize:
@@ -238,11 +247,13 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
                                                n_attacker_pool=n_attacker_pool)
     log.info("training %d shadow models like the target (defense known to the attacker: %s)", config.n_shadows,
              config.shadow_defense == "same")
+    fleets: dict[str, dict[str, Any]] = {}
     shadows, membership = train_shadows(data, split, membership, model=config.model,
                                         model_params=model_params, training=config.training,
                                         seed=config.seed, quiet=quiet, cache_dir=cache_dir, stats=stats,
                                         defense=defense if config.shadow_defense == "same" else None,
-                                        device=device)
+                                        device=device, backend=backend, models_per_task=config.models_per_task,
+                                        execution=fleets.setdefault("shadow", {}))
     timings["shadow_training_s"] = time.perf_counter() - t
 
     reference_models, reference_membership = [], None
@@ -254,7 +265,8 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
             data, split, reference_membership, model=config.model, model_params=model_params,
             training=config.training, seed=config.seed, quiet=quiet, role="reference",
             cache_dir=cache_dir, stats=stats,
-            defense=defense if config.shadow_defense == "same" else None, device=device)
+            defense=defense if config.shadow_defense == "same" else None, device=device, backend=backend,
+            models_per_task=config.models_per_task, execution=fleets.setdefault("reference", {}))
         timings["reference_training_s"] = time.perf_counter() - t
 
     # attacks see only what a deployed model releases: the mask applies to the shadows too
@@ -278,5 +290,22 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
         reference_models=[r.summary() for r in reference_models],
         reference_membership=reference_membership,
         model_counts={"trained": stats.get("trained", 0), "loaded_from_cache": stats.get("loaded", 0)},
-        warnings=warnings, verdict=audit_verdict(config, results, metrics), gate=audit_gate(config, results))
+        warnings=warnings, verdict=audit_verdict(config, results, metrics), gate=audit_gate(config, results),
+        execution=execution_record(fleets))
     return res
+
+
+def execution_record(fleets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """How the shadow and reference fleets ran, flat for results.json: the backend, its workers
+    and threads per task (the first fleet's; they share one backend), then per fleet its models
+    per task, tasks, tasks run and wall time (``shadow_tasks``, ``reference_wall_time_s``...)."""
+    out: dict[str, Any] = {}
+    for role, info in fleets.items():
+        if not info:
+            continue
+        for k in ("backend", "chosen_by", "workers", "threads_per_task", "ray_nodes", "gpus_per_task"):
+            if k in info and k not in out:
+                out[k] = info[k]
+        for k in ("models_per_task", "tasks", "tasks_run", "wall_time_s"):
+            out[f"{role}_{k}"] = info[k]
+    return out

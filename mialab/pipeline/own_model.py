@@ -282,6 +282,8 @@ _NOT_APPLICABLE = {
     "output_mask": "use access= and top_k= for what the model releases",
     "shadow_defense": "shadows are trained by train_fn/model_factory as given",
     "standardize": "the records are given as the model sees them",
+    **{f: "a model audit trains its shadows in this process (model_factory/train_fn are the caller's code)"
+       for f in ("backend", "workers", "threads_per_task", "models_per_task", "ray_address", "gpus_per_task")},
 }
 
 

@@ -276,6 +276,10 @@ def _configuration(d: _Doc) -> Section:
         row("versions", *_join([[f"{k.replace('_', ' ')} ", d.n("text", "versions", k)] for k in doc["versions"]]))
     if doc.get("hardware"):
         row("hardware", *_join([[f"{k.replace('_', ' ')} ", d.n("text", "hardware", k)] for k in doc["hardware"]]))
+    if doc.get("execution"):
+        row("shadow/reference training", *_join([[f"{k.removesuffix('_s').replace('_', ' ')} ",
+                                                   d.n("s1" if k.endswith("_s") else "text", "execution", k)]
+                                                  for k in doc["execution"]]))
     if doc.get("model_counts"):
         row("models (this audit)", *_join([[f"{k.replace('_', ' ')} ", d.n("int", "model_counts", k)]
                                            for k in doc["model_counts"]]))

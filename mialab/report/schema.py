@@ -271,6 +271,7 @@ RESULTS_SCHEMA = Obj(
         "model_counts": Map(COUNT),
         "versions": Map(Scalar()),
         "hardware": Map(Scalar()),
+        "execution": Map(Scalar()),
         "warnings": List(STR),
         "verdict": Opt(_VERDICT),
         "privacy_gate": Opt(Obj({"summary": STR, "exit_code": INT,

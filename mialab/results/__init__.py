@@ -53,6 +53,9 @@ class AuditResults:
                    online attacks).
     model_counts:  how many models this run trained and how many it loaded from the cache.
     hardware:      CPU, core count, torch threads and device the run used.
+    execution:     how the shadow and reference fleets ran (:mod:`mialab.fleet`): backend,
+                   workers, threads per task, and per fleet its models per task, tasks and wall
+                   time; empty when no fleet trained (a user's model audit).
     defense_comparison: when defenses were compared against this (undefended) audit: the
                    comparison rows, the Pareto front and the recommendation (see
                    :meth:`mialab.comparison.DefenseComparison.summary`); else ``None``.
@@ -85,6 +88,7 @@ class AuditResults:
     warnings: list[str] = field(default_factory=list)
     verdict: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
+    execution: dict[str, Any] = field(default_factory=dict)
 
     # -- queries ----------------------------------------------------------------------------------
     def worst_case(self) -> AttackMetrics:
@@ -259,6 +263,7 @@ class AuditResults:
             "model_counts": self.model_counts,
             "versions": self.versions,
             "hardware": self.hardware,
+            "execution": self.execution,
             "defense_comparison": self.defense_comparison,
             "warnings": list(self.warnings),
         }

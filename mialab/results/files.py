@@ -68,7 +68,7 @@ def read_run(cls: type, run_dir: str | os.PathLike[str]) -> Any:
               shadow_membership=memberships[0], attacks=attacks, metrics=metrics, target_outputs=outputs,
               timings=doc.get("timings", {}), versions=doc.get("versions", {}), reference_models=references,
               reference_membership=memberships[1], model_counts=doc.get("model_counts", {}),
-              hardware=doc.get("hardware", {}), defense_comparison=doc.get("defense_comparison"),
+              hardware=doc.get("hardware", {}), execution=doc.get("execution", {}), defense_comparison=doc.get("defense_comparison"),
               warnings=doc.get("warnings", []), verdict=doc.get("verdict"), gate=doc.get("privacy_gate"))
     # what results.json derived from the arrays must come back from the arrays read: catches
     # files of another run (save writes in place and leaves other files where they are)

@@ -1,25 +1,29 @@
 """Train the audit's models: the target, the shadow models and the online reference models.
 
-Every model is one *job*: the records it trains on, its validation records (early stopping),
-its reference records (DMP distillation), its seed, and the recipe and defense shared by all.
-Jobs run through :func:`mialab.training.cache.cached_train`: with a cache directory, each model
-is stored the moment it is trained under a key that hashes everything that determines it
-(the dataset's content, the record ids, architecture, recipe, defense, seed, library and torch
-versions), so a second audit with the same settings trains nothing and an interrupted one
-resumes with what it had. Jobs whose defense leaves training plain (no training hooks, no
-takeover of training, no early stopping) are trained many at once by
-:func:`mialab.training.train_many` (stacked/vectorised), with the same result as one by one
-to float rounding; the others one at a time. Stacked results depend on the group a model was
-trained in, to float rounding only: a model cached from a run with another number of shadows is
-reused as it is.
+Every model is one *job* (:class:`~mialab.fleet.tasks.Job`): the records it trains on, its
+validation records (early stopping), its reference records (DMP distillation), its seed, and the
+recipe and defense shared by all. Jobs run through :func:`mialab.training.cache.cached_train`:
+with a cache directory, each model is stored the moment its task finishes, under a key that
+hashes everything that determines it (the dataset's content, the record ids, architecture,
+recipe, defense, seed, device type, library and torch versions), so a second audit with the same
+settings trains nothing and an interrupted one resumes with what it had.
+
+A fleet is split into tasks (:mod:`mialab.fleet.tasks`): jobs whose defense leaves training plain
+(no training hooks, no takeover of training, no early stopping) are trained many at once by
+:func:`mialab.training.train_many` (stacked), in groups fixed by job position and by the number of
+workers the fleet is planned for; the others one per task. A backend
+(:mod:`mialab.fleet.backends`: in process, local processes, Ray) runs the tasks. Stacked results
+depend on the group a model was trained in, to float rounding only: a model cached from a run
+with another number of shadows or workers is reused as it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +32,19 @@ import numpy as np
 from mialab.data import Dataset
 from mialab.defenses.base import TrainingDefense
 from mialab.models import build_model
+from mialab.models.registry import MODELS
 from mialab.seeding import torch_seeded
-from mialab.training import TrainConfig, TrainedModel, train_many, train_model
-from mialab.training.device import resolve_device
+from mialab.fleet.backends import Auto, Backend, make_backend
+from mialab.fleet.tasks import FleetSpec, Job, Task, forward_macs, partition, training_flops
+from mialab.fleet.tasks import models_per_task as plan_size
+from mialab.training import TrainConfig, TrainedModel
 from mialab.training.cache import ModelCache, cache_key, cached_train
+from mialab.training.device import resolve_device
 from mialab.training.ensemble import plan_stacking
 
 __all__ = ["Job", "train_jobs", "dataset_fingerprint", "model_fn_for"]
 
 log = logging.getLogger("mialab")
-
-
-@dataclass(frozen=True, eq=False)
-class Job:
-    """One model to train: record ids into the dataset, and its seed.
-
-    Ids are kept sorted: a model trains on its records in id order (its data order then comes
-    from its seed), so the one-by-one and the stacked trainer see the same sequence and one
-    cache key never stands for two differently ordered trainings."""
-
-    train_ids: np.ndarray
-    seed: int
-    validation_ids: np.ndarray | None = None
-    reference_ids: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("train_ids", "validation_ids", "reference_ids"):
-            ids = getattr(self, name)
-            if ids is not None:
-                object.__setattr__(self, name, np.sort(np.asarray(ids, dtype=np.int64)))
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
@@ -95,25 +83,36 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
                training: TrainConfig, defense: TrainingDefense | None, test_ids: np.ndarray | None,
                cache_dir: str | Path | None = None, on_progress: Callable[[float], None] | None = None,
                on_epoch: Callable[[int], None] | None = None, many: bool = True,
-               stats: dict[str, int] | None = None, device: str | Any = "cpu") -> list[TrainedModel]:
+               stats: dict[str, int] | None = None, device: str | Any = "cpu",
+               backend: str | Backend = "inprocess", role: str = "model",
+               models_per_task: int | None = None, execution: dict[str, Any] | None = None) -> list[TrainedModel]:
     """Train (or load from ``cache_dir``) one model per job, in job order.
 
     ``on_progress(amount)`` reports progress in models: 1 for each model the moment it is loaded
-    from the cache, and while models train, a share of a model per finished epoch (a stacked
-    group of g models reports g / epochs per epoch), topped up to exactly 1 per model when it is
-    done; so a progress bar over the jobs advances smoothly and its time estimate holds.
-    ``on_epoch`` reaches single-model training only (the target's progress bar). ``many=False``
-    trains one at a time even when the stacked trainer could. ``stats`` (a dict) receives
-    ``trained`` / ``loaded`` counts. ``device``: where the models train and stay
+    from the cache, and while models train, a share of a model per finished epoch where the
+    backend can say (in process; a stacked group of g models reports g / epochs per epoch), else
+    a whole task's models when it finishes; topped up to exactly 1 per model when it is done, so
+    a progress bar over the jobs advances smoothly and its time estimate holds. ``on_epoch``
+    reaches in-process training only (the target's progress bar). ``many=False`` trains one at a
+    time even when the stacked trainer could. ``stats`` (a dict) receives ``trained`` /
+    ``loaded`` counts. ``device``: where the models train and stay
     (:func:`mialab.training.device.resolve_device`); models loaded from the cache are moved
     there. The device type is part of each model's cache key (a GPU-trained model differs from a
     CPU-trained one at float level).
+
+    ``backend``: where the tasks run, a name (``"auto"``, ``"inprocess"``, ``"processes"``,
+    ``"ray"``) or a :class:`~mialab.fleet.backends.Backend` (see :mod:`mialab.fleet.backends`).
+    ``role`` names the fleet in progress, logs and errors (``"shadow"``, ``"reference"``).
+    ``models_per_task``: stacked models per task (default: the stacking rule, capped so every
+    worker gets a task; see :func:`~mialab.fleet.tasks.models_per_task`). ``execution`` (a
+    dict) receives how the fleet ran: backend, workers, threads per task, models per task,
+    tasks and wall time.
     """
+    t_start = time.perf_counter()
     dev = resolve_device(device)
     defense = defense or TrainingDefense()
     recipe, params = defense.recipe(training, model_params)
     fn = model_fn_for(dataset, model, params)
-    test = (dataset.X[test_ids], dataset.y[test_ids]) if test_ids is not None and len(test_ids) else None
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     if cache is not None:
         fingerprint = dataset_fingerprint(dataset)
@@ -121,6 +120,26 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
                      test_ids=test_ids, device=dev.type) for job in jobs]
     else:
         keys = [f"{i:064x}" for i in range(len(jobs))]
+
+    # the plan: tasks fixed by job position, the stacking rule and the workers planned for (never
+    # by the backend that runs them, so every backend trains the same groups)
+    stacked = many and len(jobs) > 1 and _plain(defense, recipe)
+    stack = _group_size(fn, dataset, recipe) if stacked else 1
+    spec = FleetSpec(model=model, builder=MODELS[model], model_params=dict(params),
+                     input_shape=tuple(dataset.input_shape), n_classes=dataset.n_classes, recipe=recipe,
+                     defense=defense, test_ids=None if test_ids is None else np.asarray(test_ids),
+                     device=str(dev), role=role)
+    chosen = make_backend(backend)
+    if isinstance(chosen, Auto):  # picked on the whole fleet (never on what is cached): one plan per config
+        with torch_seeded(0):
+            macs = forward_macs(fn(), dataset.input_shape)
+        chosen = chosen.choose(dev, training_flops(macs, jobs, recipe.epochs))
+    spec = dataclasses.replace(spec, threads=chosen.threads)
+    size = plan_size(len(jobs), stack, chosen.slots(dev), models_per_task)
+    groups = partition(len(jobs), size)
+    tasks = [Task(number=n, of=len(groups), positions=tuple(g), jobs=tuple(jobs[i] for i in g),
+                  stacked=size > 1, role=role) for n, g in enumerate(groups)]
+    ran: list[Backend] = []  # the backend, once it has run tasks
 
     reported = [0.0] * len(jobs)  # progress reported per job, in models
 
@@ -133,65 +152,22 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     def finish(i: int) -> None:
         advance(i, 1.0 - reported[i])
 
-    def epochs_of(i: int) -> Callable[[int], None]:
-        def epoch(_: int) -> None:
-            advance(i, 1.0 / recipe.epochs)
-            if on_epoch is not None:
-                on_epoch(_)
-        return epoch
+    def epoch(i: int, share: float) -> None:
+        if i in missing:  # a stacked group's cached models were reported as loaded
+            advance(i, share)
+        if on_epoch is not None:
+            on_epoch(i)
 
-    def one(job: Job, i: int) -> TrainedModel:
-        validation = None if job.validation_ids is None else \
-            (dataset.X[job.validation_ids], dataset.y[job.validation_ids])
-        reference = None if job.reference_ids is None else \
-            (dataset.X[job.reference_ids], dataset.y[job.reference_ids])
-
-        def train(Xs: np.ndarray, ys: np.ndarray, **hooks: Any) -> TrainedModel:
-            return train_model(fn, Xs, ys, config=recipe, seed=job.seed, validation=validation, test=test,
-                               on_epoch=epochs_of(i), device=dev, **hooks)
-
-        X, y = dataset.X[job.train_ids], dataset.y[job.train_ids]
-        if defense.needs_reference:
-            if reference is None or not len(reference[1]):
-                raise ValueError(f"defense {defense.describe()['name']!r} needs reference records "
-                                 "(distillation mode='reference'), got none")
-            return defense.train(train, X, y, training=recipe, seed=job.seed, reference=reference)
-        return defense.train(train, X, y, training=recipe, seed=job.seed)
-
-    stacked = many and len(jobs) > 1 and _plain(defense, recipe)
+    missing: set[int] = set()
 
     def train_missing(indices: list[int]) -> Iterator[tuple[int, TrainedModel]]:
-        if not stacked:
-            for i in indices:
-                yield i, one(jobs[i], i)
-            return
-        # groups of models trained together; each group's models are saved as it finishes
-        step = _group_size(fn, dataset, recipe)
-        if step < 2:  # stacking would not pay (e.g. the CNN on a CPU): one at a time
-            for i in indices:
-                yield i, one(jobs[i], i)
-            return
-        # groups are fixed by job position, not by what is missing, so a resumed run trains
-        # exactly the groups an uninterrupted one would (stacked results depend on the group
-        # to float rounding); a group with any model missing is retrained whole
-        missing = set(indices)
-        for start in range(0, len(jobs), step):
-            group = list(range(start, min(start + step, len(jobs))))
-            if not missing.intersection(group):
-                continue
-            member = np.zeros((len(group), dataset.n_records), dtype=bool)
-            for row, i in enumerate(group):
-                member[row, jobs[i].train_ids] = True
-            todo = [i for i in group if i in missing]  # the group's cached models were reported as loaded
-
-            def group_epoch(_: int, todo: list[int] = todo) -> None:
-                for i in todo:
-                    advance(i, 1.0 / recipe.epochs)
-
-            trained = train_many(fn, dataset.X, dataset.y, member, config=recipe,
-                                 seeds=[jobs[i].seed for i in group], test=test, group_size=len(group),
-                                 on_epoch=group_epoch, device=dev)
-            for i, tm in zip(group, trained):
+        missing.update(indices)
+        # a task with any model missing is trained whole (a stacked group's results depend on
+        # the group), so a resumed run trains exactly the groups an uninterrupted one would
+        todo = [t for t in tasks if missing.intersection(t.positions)]
+        ran.append(chosen)
+        for task, trained in chosen.run(spec, todo, dataset.X, dataset.y, device=dev, on_epoch=epoch):
+            for i, tm in trained:
                 if i in missing:
                     yield i, tm
 
@@ -209,6 +185,10 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
         stats["trained"] = stats.get("trained", 0) + len(loaded) - sum(loaded)
     if any(loaded):
         log.info("%d of %d model(s) loaded from the cache %s", sum(loaded), len(loaded), cache_dir)
+    if execution is not None:
+        execution.update({**chosen.describe(dev), "models_per_task": size, "tasks": len(tasks),
+                          "tasks_run": sum(1 for t in tasks if missing.intersection(t.positions)),
+                          "wall_time_s": time.perf_counter() - t_start})
     return models
 
 
