@@ -60,6 +60,9 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
     cache_dir: where trained models are stored and reused (see :mod:`mialab.fleet`): a second
         audit with the same settings trains nothing, an interrupted one resumes. ``None``: no cache.
     settings: any other :class:`AuditConfig` field (``n_shadows=4``, ``training=TrainConfig(...)``).
+        ``backend`` may also be a :class:`mialab.fleet.backends.Backend` object
+        (``backend=RayBackend("head:6379", max_retries=5)``): the configuration records its name
+        (a custom backend's as ``"auto"``), ``results.execution`` what ran.
 
     Example
     -------
@@ -71,6 +74,18 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         check_run_dir(out, overwrite=overwrite)
     config = _config(config)
     custom_data = isinstance(dataset, Dataset)
+    backend = settings.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        from mialab.fleet.base import Backend
+
+        if not isinstance(backend, Backend):
+            raise TypeError("backend must be a name ('auto', 'inprocess', 'processes', 'ray') or a "
+                            f"mialab.fleet.backends.Backend, got {type(backend).__name__}")
+        # the configuration names a built-in backend; results.execution records what ran
+        settings = {**settings, "backend": backend.name if backend.name in ("inprocess", "processes", "ray")
+                    else "auto"}
+    else:
+        backend = None
     if config is None:
         name = dataset.name if custom_data else (dataset or "digits")
         config = AuditConfig(dataset=name, model=model, seed=seed,
@@ -79,7 +94,8 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
         raise ValueError("pass either config=AuditConfig(...) or individual settings, not both")
     elif dataset is not None and not custom_data and dataset != config.dataset:
         raise ValueError(f"dataset {dataset!r} contradicts config.dataset {config.dataset!r}: pass one")
-    res = run_audit(config, dataset=dataset if custom_data else None, quiet=quiet, cache_dir=cache_dir)
+    res = run_audit(config, dataset=dataset if custom_data else None, quiet=quiet, cache_dir=cache_dir,
+                    backend=backend)
     if out is not None:
         write_run(res, out, overwrite=overwrite)
     return res

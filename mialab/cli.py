@@ -30,6 +30,8 @@ EXIT_CODES = """exit status:
        metric exceeds it (the run directory is written all the same)
   4    no budget was broken, but one could not be checked: a TPR at an FPR that the
        audit's non-members cannot resolve (needs at least 10/FPR of them)
+  5    a shadow/reference training task kept failing on its worker (killed, out of memory,
+       node lost beyond the retries); the models trained so far are cached: rerun resumes
   130  interrupted (Ctrl-C)
 
 privacy gate example (a CI step fails on 3 and 4 alike; test $? to tell them apart):
@@ -555,6 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError, ImportError) as err:
         print(f"mialab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from mialab.fleet.base import FleetTaskError  # torch is loaded by now: training ran
+
+        if not isinstance(err, FleetTaskError):
+            raise
+        print(f"mialab {args.command}: error: {err}", file=sys.stderr)
+        return 5
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; 130 = 128 + SIGINT, as shells report it
         print(f"mialab {args.command}: interrupted{_interrupted(args)}", file=sys.stderr)
         return 130

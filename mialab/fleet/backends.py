@@ -50,7 +50,8 @@ from mialab.fleet.base import Backend, Finished, FleetTaskError, OnEpoch, defaul
 from mialab.fleet.tasks import FleetSpec, Task, rebuild, run_portable, run_task
 from mialab.validation import check_choice, check_int
 
-__all__ = ["Backend", "Auto", "Chosen", "AUTO_MIN_FLOPS", "InProcess", "LocalProcesses", "FleetTaskError", "make_backend", "BACKEND_NAMES",
+__all__ = ["Backend", "Auto", "Chosen", "AUTO_MIN_FLOPS", "InProcess", "LocalProcesses", "FleetTaskError",
+           "make_backend", "BACKEND_NAMES",
            "usable_cores"]
 
 log = logging.getLogger("mialab")

@@ -184,13 +184,14 @@ def learning_warning(train_accuracy: float, y_train: np.ndarray) -> str | None:
 
 
 def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: bool = False,
-              cache_dir: str | Path | None = None) -> AuditResults:
+              cache_dir: str | Path | None = None, backend: Backend | None = None) -> AuditResults:
     """Run the whole audit ``config`` describes and return what it measured (nothing is written
     to disk but the model cache).
 
     ``dataset``: a :class:`~mialab.data.Dataset` to audit instead of the built-in
     ``config.dataset`` (the configuration then records its name). ``cache_dir``: where trained
-    models are stored and reused (see :mod:`mialab.fleet`). The public entry point with argument
+    models are stored and reused (see :mod:`mialab.fleet`). ``backend``: a backend object for the
+    shadow and reference fleets instead of the one ``config`` names. The public entry point with argument
     handling and the run directory is :func:`mialab.audit`.
     """
     if not isinstance(config, AuditConfig):
@@ -206,7 +207,7 @@ def run_audit(config: AuditConfig, *, dataset: Dataset | None = None, quiet: boo
         config.dataset, root=config.data_root, download=config.download)
     device = resolve_device(config.device)  # once: every model of the audit trains and answers there
     check_precision(config.training.precision, device)
-    backend = config.fleet_backend()
+    backend = backend if backend is not None else config.fleet_backend()
     backend.prepare(device)  # worker processes start while the data loads and the target trains
     defense = config.training_defense()
     split = audit_split(data, config, defense)
