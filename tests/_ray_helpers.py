@@ -9,11 +9,12 @@ matched, and killed, when its parent is one of the raylets the test started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 TASK_PREFIX = "ray::mialab-"
 
@@ -75,17 +76,17 @@ class Killer(threading.Thread):
         self.action = action or (lambda pid, _ppid, _title: os.kill(pid, signal.SIGKILL))
         self.hits: list[tuple[int, int, str]] = []
         self.errors: list[BaseException] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
 
     def run(self) -> None:
         seen: dict[tuple[int, str], float] = {}  # (pid, title) -> when first seen
         done: set[int] = set()
         try:
-            while len(self.hits) < self.times and not self._stop.is_set():
+            while len(self.hits) < self.times and not self._halt.is_set():
                 now = time.monotonic()
                 for pid, ppid, name in task_processes(self.raylets(), self.contains):
                     if pid in done:
@@ -99,3 +100,32 @@ class Killer(threading.Thread):
                 time.sleep(self.poll)
         except BaseException as e:  # the test reports it rather than a silent thread
             self.errors.append(e)
+
+
+class Deadline(TimeoutError):
+    """A block of :func:`deadline` ran past its time."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """Fail a block that runs past ``seconds`` (a fleet that hangs: a retry that never comes)
+    with :class:`Deadline` instead of blocking the test run. Main thread only. The alarm raises
+    ``KeyboardInterrupt``: a driver blocked in ``ray.wait`` checks for that signal alone (it
+    swallows other exceptions raised by signal handlers)."""
+    fired = threading.Event()
+
+    def on_alarm(_signum, _frame):
+        fired.set()
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if fired.is_set():
+            raise Deadline(f"{what} did not finish within {seconds:g} s") from None
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)

@@ -79,8 +79,10 @@ class RayBackend(Backend):
             if self.address is not None:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
             else:
-                ray.init(num_cpus=usable_cores(), include_dashboard=False, logging_level=logging.WARNING,
-                         log_to_driver=False)
+                # "local": a new cluster even where RAY_ADDRESS or a running `ray start` would be
+                # joined (ray_address="auto" joins those)
+                ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=False)
         return ray
 
     def prepare(self, device: Any) -> None:
