@@ -167,8 +167,11 @@ class LocalProcesses(Backend):
                 pool.submit(os.getpid)
 
     def worker_pids(self) -> list[int]:
-        """The pool's worker processes now (for monitoring; empty before the first fleet)."""
-        procs = getattr(self.pool(), "_processes", None) or {}
+        """The pool's worker processes now (for monitoring; empty when no pool runs). Looks
+        without starting, resizing or replacing the pool (loky keeps the one executor)."""
+        from joblib.externals.loky import reusable_executor
+
+        procs = getattr(getattr(reusable_executor, "_executor", None), "_processes", None) or {}
         return sorted(int(p) for p in procs)
 
     def run(self, spec: FleetSpec, tasks: Sequence[Task], X: np.ndarray, y: np.ndarray, *, device: Any,
