@@ -154,8 +154,11 @@ class LocalProcesses(Backend):
         broken by a dead worker is replaced)."""
         from joblib.externals.loky import get_reusable_executor
 
+        threads = str(self.threads)  # the native thread pools start at this size (as Ray sets them)
         return get_reusable_executor(max_workers=self.slots("cpu"), timeout=IDLE_TIMEOUT_S,
-                                     initializer=_worker_init, reuse=True)
+                                     initializer=_worker_init, reuse=True,
+                                     env={k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                               "OPENBLAS_NUM_THREADS")})
 
     def prepare(self, device: Any) -> None:
         """Start the pool's workers now (one no-op task each), without waiting for them."""
