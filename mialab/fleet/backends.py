@@ -59,7 +59,6 @@ log = logging.getLogger("mialab")
 BACKEND_NAMES = ("auto", "inprocess", "processes", "ray")
 
 
-
 class InProcess(Backend):
     """Tasks one after another in this process. ``workers``: the number of workers the fleet is
     planned for (default: what :class:`LocalProcesses` would use here, so an in-process run
@@ -99,8 +98,9 @@ _MAPPED: dict[str, np.ndarray] = {}
 
 def _mapped(path: str) -> np.ndarray:
     if path not in _MAPPED:
-        if len(_MAPPED) > 8:  # data of earlier fleets
-            _MAPPED.clear()
+        # unmap the data of finished fleets (their files are deleted: a map would keep the disk space)
+        for old in [p for p in _MAPPED if not os.path.exists(p)]:
+            del _MAPPED[old]
         _MAPPED[path] = np.load(path, mmap_mode="r")
     return _MAPPED[path]
 
@@ -195,6 +195,14 @@ class LocalProcesses(Backend):
         queue = list(tasks)
         attempts = {t.number: 0 for t in tasks}
         running: dict[cf.Future, Task] = {}
+        try:
+            yield from self._collect(spec, queue, attempts, running, window, x_path, y_path, device)
+        finally:  # the caller stopped early (an interrupt): tasks not started never start
+            for fut in running:
+                fut.cancel()
+
+    def _collect(self, spec: FleetSpec, queue: list[Task], attempts: dict[int, int], running: dict[cf.Future, Task],
+                 window: int, x_path: str, y_path: str, device: Any) -> Iterator[Finished]:
         failure: BaseException | None = None
         while queue or running:
             while queue and failure is None and len(running) < window:
@@ -211,11 +219,12 @@ class LocalProcesses(Backend):
                 except BrokenProcessPool as e:
                     # a worker died: every task in flight fails with it; run them again
                     if attempts[task.number] > self.max_retries:
-                        failure = failure or FleetTaskError(
-                            f"{task.label} failed: its worker process died {attempts[task.number]} time(s) "
-                            f"(backend 'processes', max_retries={self.max_retries}); the models finished "
-                            "before it are kept in the model cache: rerun to train only what is missing")
-                        failure.__cause__ = e
+                        if failure is None:
+                            failure = FleetTaskError(
+                                f"{task.label} failed: its worker process died {attempts[task.number]} time(s) "
+                                f"(backend 'processes', max_retries={self.max_retries}); the models finished "
+                                "before it are kept in the model cache: rerun to train only what is missing")
+                            failure.__cause__ = e
                     else:
                         log.warning("%s: a worker process died (%s); running it again (attempt %d of %d)",
                                     task.label, e, attempts[task.number] + 1, self.max_retries + 1)

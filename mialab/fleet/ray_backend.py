@@ -124,6 +124,14 @@ class RayBackend(Backend):
         window = self.max_in_flight or 2 * self.slots(device)
         queue = list(tasks)
         running: dict[Any, Task] = {}
+        try:
+            yield from self._collect(ray, train, spec, remote_spec, data, queue, running, window, gpu, device)
+        finally:  # the caller stopped early (an interrupt): no task keeps the cluster busy
+            for ref in running:
+                ray.cancel(ref, force=True)
+
+    def _collect(self, ray: Any, train: Any, spec: FleetSpec, remote_spec: FleetSpec, data: Any, queue: list[Task],
+                 running: dict[Any, Task], window: int, gpu: bool, device: Any) -> Iterator[Finished]:
         failure: BaseException | None = None
         while queue or running:
             while queue and failure is None and len(running) < window:
@@ -145,11 +153,12 @@ class RayBackend(Backend):
                     failure = failure or cause
                     continue
                 except ray.exceptions.RayError as e:  # worker or node lost beyond the retries
-                    failure = failure or FleetTaskError(
-                        f"{task.label} failed on Ray after {self.max_retries + 1} attempt(s): {type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}; the models finished before it are kept in "
-                        "the model cache: rerun to train only what is missing")
-                    failure.__cause__ = e
+                    if failure is None:
+                        failure = FleetTaskError(
+                            f"{task.label} failed on Ray after {self.max_retries + 1} attempt(s): {type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}; the models finished before it are kept "
+                            "in the model cache: rerun to train only what is missing")
+                        failure.__cause__ = e
                     continue
                 yield task, rebuild(spec, portable, device)
         if failure is not None:
