@@ -66,7 +66,8 @@ class Killer(threading.Thread):
     """Polls for a task process of ``raylets()`` whose title contains ``contains`` and, once it
     has been running ``after`` seconds (training, not starting), acts on it: ``action(pid,
     ppid, title)`` (default SIGKILL), at most ``times`` times, each time on a new process.
-    ``hits`` records ``(pid, ppid, title)`` of every process acted on; ``stop()`` ends it."""
+    ``hits`` records ``(pid, ppid, title)`` of every process acted on; ``stop()`` ends it. As a
+    context manager it polls for the block's duration and then reports its own errors."""
 
     def __init__(self, raylets: Callable[[], Iterable[int]], *, contains: str = "", times: int = 1,
                  after: float = 0.3, action: Callable[[int, int, str], None] | None = None,
@@ -81,6 +82,14 @@ class Killer(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=10)
+
+    def __enter__(self) -> "Killer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        assert not self.errors, self.errors
 
     def run(self) -> None:
         seen: dict[tuple[int, str], float] = {}  # (pid, title) -> when first seen

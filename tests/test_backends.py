@@ -240,13 +240,17 @@ def _complete_entries(root: Path) -> int:
 def test_an_audit_killed_mid_fleet_resumes_to_the_uninterrupted_result(tmp_path, audit_in_process):
     cache = tmp_path / "cache"
     (tmp_path / "tmp").mkdir()  # the killed run's temporary files stay in here
-    script = ("import json, sys, torch, mialab\n"
-              "torch.set_num_threads(1)  # the target trains with the driver's threads: as in this test\n"
-              "cfg = json.loads(sys.argv[1])\n"
-              "mialab.audit(training=mialab.TrainConfig(**cfg.pop('training')), cache_dir=sys.argv[2],\n"
-              "             backend='processes', workers=1, quiet=True, **cfg)\n")
+    # a script file with no `if __name__ == "__main__":` guard: a worker start that ran the
+    # caller's script again would start a second audit (and print "driver" twice)
+    script = tmp_path / "unguarded_audit.py"
+    script.write_text("import json, os, sys, torch, mialab\n"
+                      "print('driver', os.getpid(), flush=True)\n"
+                      "torch.set_num_threads(1)  # the target trains with the driver's threads: as in this test\n"
+                      "cfg = json.loads(sys.argv[1])\n"
+                      "mialab.audit(training=mialab.TrainConfig(**cfg.pop('training')), cache_dir=sys.argv[2],\n"
+                      "             backend='processes', workers=1, quiet=True, **cfg)\n")
     cfg = json.dumps({**AUDIT, "training": AUDIT_TRAINING})
-    proc = subprocess.Popen([sys.executable, "-c", script, cfg, str(cache)], start_new_session=True,
+    proc = subprocess.Popen([sys.executable, str(script), cfg, str(cache)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     family: set[int] = set()
@@ -261,7 +265,9 @@ def test_an_audit_killed_mid_fleet_resumes_to_the_uninterrupted_result(tmp_path,
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        printed = proc.stdout.read().decode()
         proc.stdout.close()
+    assert printed.count("driver") == 1, printed  # the workers did not run the script again
     assert len(family) >= 2, family  # the loky workers (and its resource tracker) were started
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in family) and time.monotonic() < deadline:

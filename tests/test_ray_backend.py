@@ -102,8 +102,11 @@ class TestTwoWorkers:
     """The cluster's two worker nodes as two workers."""
 
     def test_a_ray_audit_gives_the_in_process_scores(self, cluster):
+        # the audit joins the cluster by its address (--ray-address), as on an existing cluster
+        ray.shutdown()
         with deadline(300, "the audit on Ray"):
-            on_ray = mialab.audit("digits", backend="ray", **AUDIT)
+            on_ray = mialab.audit("digits", backend="ray", ray_address=cluster[0].address, **AUDIT)
+        assert ray.is_initialized()  # and stays connected: the next fleets reuse the connection
         in_process = mialab.audit("digits", backend="inprocess", workers=2, **AUDIT)
         ex = on_ray.execution
         assert (ex["backend"], ex["workers"], ex["ray_nodes"]) == ("ray", 2, 3), ex
@@ -115,29 +118,18 @@ class TestTwoWorkers:
             np.testing.assert_array_equal(a.scores, b.scores, err_msg=a.attack)
 
     def test_a_worker_killed_mid_training_is_retried_with_the_same_models(self, cluster, digits, undisturbed):
-        killer = Killer(lambda: cluster[1], times=1, after=0.2)
-        killer.start()
-        try:
-            with deadline(FLEET_DEADLINE_S, "the fleet"):
-                models = _fleet(digits, _jobs(4), RayBackend(workers=2))
-        finally:
-            killer.stop()
-        assert not killer.errors, killer.errors
+        with Killer(lambda: cluster[1], times=1, after=0.2) as killer, deadline(FLEET_DEADLINE_S, "the fleet"):
+            models = _fleet(digits, _jobs(4), RayBackend(workers=2))
         assert len(killer.hits) == 1, "no task process was caught training: the kill did not happen"
         assert killer.hits[0][2].startswith("ray::mialab-shadow-group-")
         _assert_same_weights(models, undisturbed)
 
     def test_a_task_that_keeps_failing_is_named_and_the_rest_is_kept(self, cluster, digits, tmp_path):
         jobs = _jobs(6)  # three tasks of two models; the second one's worker is killed every time
-        killer = Killer(lambda: cluster[1], contains="group-2-of-3", times=10, after=0.0)
-        killer.start()
-        try:
-            with pytest.raises(FleetTaskError, match=r"shadow group 2 of 3 \(models 2-3\)"), \
-                    deadline(FLEET_DEADLINE_S, "the fleet"):
-                _fleet(digits, jobs, RayBackend(workers=2, max_retries=1), cache_dir=tmp_path)
-        finally:
-            killer.stop()
-        assert not killer.errors, killer.errors
+        with Killer(lambda: cluster[1], contains="group-2-of-3", times=10, after=0.0) as killer, \
+                pytest.raises(FleetTaskError, match=r"shadow group 2 of 3 \(models 2-3\)"), \
+                deadline(FLEET_DEADLINE_S, "the fleet"):
+            _fleet(digits, jobs, RayBackend(workers=2, max_retries=1), cache_dir=tmp_path)
         assert len(killer.hits) == 2, killer.hits  # the first attempt and the one retry, no more
         # the two groups that finished are in the cache: a rerun trains only the failed group
         assert len(ModelCache(tmp_path).entries()) == 4
@@ -156,14 +148,8 @@ def test_a_node_lost_mid_run_has_its_task_rescheduled(cluster, digits, undisturb
 
     # the node whose raylet started a task process is removed while that task trains; the
     # plan is fixed (workers=2), not read from the CPUs left
-    killer = Killer(lambda: raylets, times=1, after=0.2, action=remove)
-    killer.start()
-    try:
-        with deadline(FLEET_DEADLINE_S, "the fleet"):
-            models = _fleet(digits, _jobs(4), RayBackend(workers=2))
-    finally:
-        killer.stop()
-    assert not killer.errors, killer.errors
+    with Killer(lambda: raylets, times=1, after=0.2, action=remove), deadline(FLEET_DEADLINE_S, "the fleet"):
+        models = _fleet(digits, _jobs(4), RayBackend(workers=2))
     assert len(removed) == 1, "no task was caught running on a worker node: no node was removed"
     assert removed[0][1].startswith("ray::mialab-shadow-group-")
     for _ in range(100):  # the head learns of the loss within seconds (it usually has already)
