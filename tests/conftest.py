@@ -32,8 +32,9 @@ def one_thread():
 
     Every model and attack classifier in the tests is tiny; on a shared 2-core machine the
     OpenMP pools of PyTorch and scikit-learn oversubscribe the cores and spin (training a digits
-    MLP was measured ~10x slower with 2 threads than with 1 under load). Results do not depend
-    on the thread count for these models; timings belong in benchmarks, not tests.
+    MLP was measured ~10x slower with 2 threads than with 1 under load). The thread count moves
+    results at float level only, and every test compares runs made at this one count (the
+    fleet backends set each task's count themselves); timings belong in benchmarks, not tests.
     """
     import torch
     from threadpoolctl import threadpool_limits
