@@ -139,7 +139,6 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     groups = partition(len(jobs), size)
     tasks = [Task(number=n, of=len(groups), positions=tuple(g), jobs=tuple(jobs[i] for i in g),
                   stacked=size > 1, role=role) for n, g in enumerate(groups)]
-    ran: list[Backend] = []  # the backend, once it has run tasks
 
     reported = [0.0] * len(jobs)  # progress reported per job, in models
 
@@ -165,7 +164,6 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
         # a task with any model missing is trained whole (a stacked group's results depend on
         # the group), so a resumed run trains exactly the groups an uninterrupted one would
         todo = [t for t in tasks if missing.intersection(t.positions)]
-        ran.append(chosen)
         for task, trained in chosen.run(spec, todo, dataset.X, dataset.y, device=dev, on_epoch=epoch):
             for i, tm in trained:
                 if i in missing:
