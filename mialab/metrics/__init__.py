@@ -11,6 +11,8 @@ Scores are finite reals, higher = more likely member; ``is_member`` is a bool ar
   TPR at an FPR too low for the bootstrap.
 - :mod:`~mialab.metrics.summary`: :class:`AttackMetrics` and :func:`evaluate` for an
   :class:`~mialab.types.AttackResult`.
+- :mod:`~mialab.metrics.dp_audit`: empirical lower bounds on a DP epsilon from canary guesses
+  (the Clopper-Pearson hypothesis-test bound, and the one-run audit of Steinke et al. 2023).
 
 Example
 -------
@@ -21,6 +23,13 @@ Example
 (0.875, 0.5, 0.5)
 """
 
+from mialab.metrics.dp_audit import (
+    EpsilonBound,
+    epsilon_lower_bound,
+    one_run_epsilon,
+    one_run_guesses,
+    one_run_p_value,
+)
 from mialab.metrics.intervals import AUC_KEY, bootstrap_intervals, clopper_pearson, tpr_exact_bounds, tpr_key
 from mialab.metrics.roc import (
     membership_advantage,
@@ -61,4 +70,9 @@ __all__ = [
     "min_nonmembers_for_fpr",
     "INTERVAL_BOOTSTRAP",
     "INTERVAL_EXACT",
+    "EpsilonBound",
+    "epsilon_lower_bound",
+    "one_run_epsilon",
+    "one_run_guesses",
+    "one_run_p_value",
 ]
