@@ -82,8 +82,9 @@ def audit(dataset: str | Dataset | None = None, model: str = "mlp", attacks: Seq
             raise TypeError("backend must be a name ('auto', 'inprocess', 'processes', 'ray') or a "
                             f"mialab.fleet.backends.Backend, got {type(backend).__name__}")
         # the configuration names a built-in backend; results.execution records what ran
-        settings = {**settings, "backend": backend.name if backend.name in ("inprocess", "processes", "ray")
-                    else "auto"}
+        from mialab.fleet.backends import BACKEND_NAMES
+
+        settings = {**settings, "backend": backend.name if backend.name in BACKEND_NAMES else "auto"}
     else:
         backend = None
     if config is None:

@@ -29,7 +29,7 @@ def test_models_per_task_is_the_stacking_rule_capped_so_every_worker_gets_a_task
     assert models_per_task(n, stack, workers) == size
     tasks = partition(n, size)
     assert sorted(i for t in tasks for i in t) == list(range(n))  # every job once, in order
-    assert min(len(tasks), workers) == min(-(-n // size), workers)
+    assert len(tasks) >= min(n, workers)  # every worker gets a task while there are models for it
 
 
 def test_an_explicit_models_per_task_wins_but_never_stacks_what_trains_one_by_one():
@@ -96,3 +96,15 @@ def test_ray_without_ray_installed_says_how_to_install(monkeypatch):
         make_backend("ray")
     with pytest.raises(ImportError, match=r"mialab\[ray\]"):
         AuditConfig(backend="ray").fleet_backend()
+
+
+def test_mialab_audit_takes_a_backend_object_and_refuses_anything_else():
+    import mialab
+    from mialab import TrainConfig
+
+    tiny = dict(n_shadows=2, n_bootstrap=20, attacks=["loss"], training=TrainConfig(epochs=1), quiet=True)
+    res = mialab.audit("digits", backend=InProcess(workers=2), **tiny)
+    assert res.config["backend"] == "inprocess"  # the configuration names it
+    assert (res.execution["backend"], res.execution["workers"]) == ("inprocess", 2)  # and it ran
+    with pytest.raises(TypeError, match="backend must be a name"):
+        mialab.audit("digits", backend=2, **tiny)

@@ -105,21 +105,16 @@ def _mapped(path: str) -> np.ndarray:
     return _MAPPED[path]
 
 
-def _pool_task(spec: FleetSpec, task: Task, x_path: str, y_path: str) -> tuple[Any, float, int]:
+def _pool_task(spec: FleetSpec, task: Task, x_path: str, y_path: str) -> Any:
     """What a pool worker runs: the data from the fleet's memory-mapped files."""
-    portable, seconds = run_portable(spec, task, _mapped(x_path), _mapped(y_path))
-    return portable, seconds, os.getpid()
+    return run_portable(spec, task, _mapped(x_path), _mapped(y_path))
 
 
 def _worker_init() -> None:
     # a task sets its own thread count; import now what PyTorch's optimisers import on first use
     # (torch._dynamo: 3 s), so it overlaps the driver's work instead of the first task
-    import torch
-    import torch._dynamo  # noqa: F401
-
+    importlib.import_module("torch._dynamo")
     importlib.import_module("mialab.fleet.tasks")
-
-    torch.set_num_threads(1)
 
 
 #: idle workers exit after this many seconds (a later fleet starts them again)
@@ -215,7 +210,7 @@ class LocalProcesses(Backend):
             for fut in done:
                 task = running.pop(fut)
                 try:
-                    portable, _seconds, _pid = fut.result()
+                    portable = fut.result()
                 except BrokenProcessPool as e:
                     # a worker died: every task in flight fails with it; run them again
                     if attempts[task.number] > self.max_retries:

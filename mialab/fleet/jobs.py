@@ -19,7 +19,6 @@ with another number of shadows or workers is reused as it is.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -125,16 +124,15 @@ def train_jobs(dataset: Dataset, jobs: Sequence[Job], *, model: str, model_param
     # by the backend that runs them, so every backend trains the same groups)
     stacked = many and len(jobs) > 1 and _plain(defense, recipe)
     stack = _group_size(fn, dataset, recipe) if stacked else 1
-    spec = FleetSpec(model=model, builder=MODELS[model], model_params=dict(params),
-                     input_shape=tuple(dataset.input_shape), n_classes=dataset.n_classes, recipe=recipe,
-                     defense=defense, test_ids=None if test_ids is None else np.asarray(test_ids),
-                     device=str(dev), role=role)
     chosen = make_backend(backend)
     if isinstance(chosen, Auto):  # picked on the whole fleet (never on what is cached): one plan per config
         with torch_seeded(0):
             macs = forward_macs(fn(), dataset.input_shape)
         chosen = chosen.choose(dev, training_flops(macs, jobs, recipe.epochs))
-    spec = dataclasses.replace(spec, threads=chosen.threads)
+    spec = FleetSpec(model=model, builder=MODELS[model], model_params=dict(params),
+                     input_shape=tuple(dataset.input_shape), n_classes=dataset.n_classes, recipe=recipe,
+                     defense=defense, test_ids=None if test_ids is None else np.asarray(test_ids),
+                     device=str(dev), threads=chosen.threads, role=role)
     size = plan_size(len(jobs), stack, chosen.slots(dev), models_per_task)
     groups = partition(len(jobs), size)
     tasks = [Task(number=n, of=len(groups), positions=tuple(g), jobs=tuple(jobs[i] for i in g),

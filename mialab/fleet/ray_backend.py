@@ -146,7 +146,7 @@ class RayBackend(Backend):
             for ref in done:
                 task = running.pop(ref)
                 try:
-                    portable, _seconds = ray.get(ref)
+                    portable = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:  # the training code raised: not retried
                     cause = e.as_instanceof_cause() if hasattr(e, "as_instanceof_cause") else e
                     cause.add_note(f"mialab: while training {task.label} on Ray")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +29,11 @@ import numpy as np
 from mialab.defenses.base import TrainingDefense
 from mialab.seeding import torch_seeded
 from mialab.training import TrainConfig, TrainedModel, train_many, train_model
+from mialab.training.cache import from_meta, summary_meta
 from mialab.training.device import resolve_device
 
 __all__ = ["Job", "FleetSpec", "Task", "models_per_task", "forward_macs", "training_flops", "partition", "run_task", "portable", "rebuild", "torch_threads"]
 
-#: the fields of a trained model's summary carried next to its weights
-SUMMARY_FIELDS = ("train_accuracy", "test_accuracy", "epochs_run", "wall_time_s", "seed", "history",
-                  "defense_report")
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,8 +241,8 @@ Portable = list[tuple[int, dict[str, Any], dict[str, Any]]]
 def portable(trained: Sequence[tuple[int, TrainedModel]]) -> Portable:
     """``(position, CPU state_dict, summary)`` per model: what a worker sends back (the weights
     copy exactly; no module object crosses a process)."""
-    return [(p, {k: v.detach().cpu().clone() for k, v in tm.model.state_dict().items()},
-             {name: getattr(tm, name) for name in SUMMARY_FIELDS}) for p, tm in trained]
+    return [(p, {k: v.detach().cpu().clone() for k, v in tm.model.state_dict().items()}, summary_meta(tm))
+            for p, tm in trained]
 
 
 def rebuild(spec: FleetSpec, results: Portable, device: Any = "cpu") -> list[tuple[int, TrainedModel]]:
@@ -258,12 +255,10 @@ def rebuild(spec: FleetSpec, results: Portable, device: Any = "cpu") -> list[tup
             model = fn()
         model.load_state_dict(state, strict=True)
         model.eval()
-        out.append((p, TrainedModel(model=model.to(resolve_device(device)), **meta)))
+        out.append((p, from_meta(model.to(resolve_device(device)), meta)))
     return out
 
 
-def run_portable(spec: FleetSpec, task: Task, X: np.ndarray, y: np.ndarray) -> tuple[Portable, float]:
-    """:func:`run_task` for a worker process: the models as :func:`portable` and the task's
-    wall time in the worker."""
-    t = time.perf_counter()
-    return portable(run_task(spec, task, X, y)), time.perf_counter() - t
+def run_portable(spec: FleetSpec, task: Task, X: np.ndarray, y: np.ndarray) -> Portable:
+    """:func:`run_task` for a worker process: the models as :func:`portable`."""
+    return portable(run_task(spec, task, X, y))

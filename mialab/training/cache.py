@@ -70,7 +70,7 @@ from mialab.seeding import torch_seeded
 from mialab.training.trainer import TrainedModel
 from mialab.validation import is_int
 
-__all__ = ["cache_key", "ModelCache", "cached_train"]
+__all__ = ["cache_key", "ModelCache", "cached_train", "summary_meta", "from_meta"]
 
 logger = logging.getLogger(__name__)
 
@@ -413,11 +413,14 @@ class ModelCache:
 # ---------------------------------------------------------------- training through the cache
 
 
-def _summary_meta(tm: TrainedModel) -> dict[str, Any]:
+def summary_meta(tm: TrainedModel) -> dict[str, Any]:
+    """What a trained model measured besides its weights (JSON-able): the meta the cache stores
+    and the fleet's worker processes send back."""
     return {name: getattr(tm, name) for name in _SUMMARY_FIELDS}
 
 
-def _from_meta(model: nn.Module, meta: Mapping[str, Any]) -> TrainedModel:
+def from_meta(model: nn.Module, meta: Mapping[str, Any]) -> TrainedModel:
+    """The :class:`TrainedModel` of ``model`` and its :func:`summary_meta`."""
     return TrainedModel(model=model, **{name: meta[name] for name in _SUMMARY_FIELDS})
 
 
@@ -454,7 +457,7 @@ def cached_train(
         for i, key in enumerate(keys):
             loaded = cache.load(key, model_fn, require=_SUMMARY_FIELDS)
             if loaded is not None:
-                models[i], from_cache[i] = _from_meta(*loaded), True
+                models[i], from_cache[i] = from_meta(*loaded), True
                 if on_loaded is not None:
                     on_loaded(i)
     todo = [i for i, m in enumerate(models) if m is None]
@@ -472,7 +475,7 @@ def cached_train(
             pending.discard(i)
             if cache is not None:
                 try:
-                    cache.save(keys[i], tm.model, _summary_meta(tm))
+                    cache.save(keys[i], tm.model, summary_meta(tm))
                 except OSError as e:
                     logger.warning("model cache: could not store model %d under %s (%s); it is used but not cached",
                                    i, cache.entry_dir(keys[i]), e)
