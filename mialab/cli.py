@@ -228,7 +228,8 @@ def _add_audit_args(a: argparse.ArgumentParser) -> None:
                    help="torch threads per shadow/reference task (default 1 on the named backends, so their "
                         "results agree bit for bit)")
     x.add_argument("--models-per-task", type=int,
-                   help="stacked models per task (default: the stacking rule, capped so every worker gets a task)")
+                   help="at most this many stacked models per task (default: the stacking rule, capped so every "
+                        "worker gets a task; never more than the stacking rule allows)")
     x.add_argument("--ray-address", help="the Ray cluster to join with --backend ray: auto, HOST:6379 or "
                                          "ray://HOST:10001 (default: a local one)")
     x.add_argument("--gpus-per-task", type=float,

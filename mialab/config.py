@@ -101,7 +101,9 @@ class AuditConfig:
     threads_per_task: torch threads each shadow/reference task trains with (default: 1 on the
         named backends, so their plans agree; the count changes float rounding).
     models_per_task: stacked models per task (default: the stacking rule, capped at
-        ``ceil(n_models / workers)``); set it lower for a cluster with many workers.
+        ``ceil(n_models / workers)``); set it lower for a cluster with many workers. It is a
+        limit: a task never stacks more than the stacking rule allows, and models that train one
+        by one stay one per task (``results.execution`` records the size used).
     ray_address: the Ray cluster to join (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``);
         ``None``: the one this process is connected to, else a local one. Backend ``"ray"`` only.
     gpus_per_task: the share of a GPU each Ray task reserves when models train on GPUs (e.g.
